@@ -1,0 +1,1 @@
+"""Gatepass: an identity-aware gateway for the Anthropic Messages API."""
