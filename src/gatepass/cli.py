@@ -1,0 +1,368 @@
+"""The `gatepass` command line: run the gateway and manage what it serves.
+
+Every command takes `--config FILE` (or `GATEPASS_CONFIG`); `--json` makes output
+machine-readable. A new key's secret is printed once, on the last line of standard output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gatepass import manage
+from gatepass.config import ConfigError, Settings, load_settings
+from gatepass.crypto import Keyring
+from gatepass.store import queries
+from gatepass.store.db import create_engine, session_maker
+from gatepass.store.migrate import upgrade
+from gatepass.store.models import VirtualKey
+
+T = TypeVar("T")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+providers_app = typer.Typer(no_args_is_help=True, help="Upstream providers.")
+models_app = typer.Typer(no_args_is_help=True, help="Public model ids and their routes.")
+keys_app = typer.Typer(no_args_is_help=True, help="Virtual keys.")
+app.add_typer(providers_app, name="providers")
+app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config file (default: $GATEPASS_CONFIG).",
+        envvar="GATEPASS_CONFIG",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def settings_from(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def keyring_from(settings: Settings) -> Keyring:
+    try:
+        settings.check_secret()
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    return Keyring(settings.secret_key.get_secret_value())
+
+
+def in_store(settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one action in a transaction; operator errors become a clean exit."""
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_maker(engine)() as session:
+                result = await action(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except manage.ManageError as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:
+        if exc.__class__.__module__.startswith("sqlalchemy"):
+            raise fail(
+                f"database error: {exc.__class__.__name__}: {exc}. Did you run `gatepass migrate`?"
+            ) from exc
+        raise
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+# running
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create or upgrade the database schema."""
+    settings = settings_from(config)
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise fail(f"migration failed: {exc}") from exc
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    if settings.providers or settings.models:
+        in_store(
+            settings,
+            lambda s: manage.sync_declared(s, keyring, settings.providers, settings.models),
+        )
+    if config is not None:
+        import os
+
+        os.environ["GATEPASS_CONFIG"] = str(config.resolve())
+    uvicorn.run(
+        "gatepass.asgi:create_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 1,
+    )
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Gatepass port.")] = 8080,
+    upstream_port: Annotated[int, typer.Option(help="Fake upstream port.")] = 8081,
+    data_dir: Annotated[Path, typer.Option(help="Where the dev database and secret live.")] = Path(
+        ".gatepass"
+    ),
+    config: ConfigOption = None,
+) -> None:
+    """Run Gatepass on SQLite with a fake upstream, all on loopback, ready to call."""
+    from gatepass.devtools.dev import run_dev
+
+    run_dev(port=port, upstream_port=upstream_port, data_dir=data_dir, config=config)
+
+
+@app.command("apply")
+def apply_file(file: Path, config: ConfigOption = None) -> None:
+    """Import providers and models declared in a TOML file (same shapes as the config)."""
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    try:
+        declared = load_settings(file, environ={}, secret_key="-" * 16)
+    except ConfigError as exc:
+        raise fail(f"{file}: {exc}") from exc
+    in_store(
+        settings, lambda s: manage.sync_declared(s, keyring, declared.providers, declared.models)
+    )
+    typer.echo(f"applied {len(declared.providers)} provider(s) and {len(declared.models)} model(s)")
+
+
+# providers
+
+
+@providers_app.command("add")
+def providers_add(
+    name: str,
+    base_url: Annotated[str, typer.Option("--base-url", help="e.g. https://api.anthropic.com")],
+    kind: Annotated[str, typer.Option(help="Provider kind.")] = "anthropic",
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Read the API key from this variable.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="The API key (prefer --api-key-env).")] = None,
+    timeout: Annotated[float, typer.Option(help="Whole-request timeout, seconds.")] = 600.0,
+    config: ConfigOption = None,
+) -> None:
+    """Add or update an upstream provider. Its key is stored encrypted and never shown again."""
+    import os
+
+    if (api_key_env is None) == (api_key is None):
+        raise fail("give exactly one of --api-key-env VAR or --api-key KEY")
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise fail(f"environment variable {api_key_env} is not set")
+    assert api_key is not None
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    key = api_key
+    in_store(
+        settings,
+        lambda s: manage.add_provider(
+            s, keyring, name=name, kind=kind, base_url=base_url, api_key=key, timeout=timeout
+        ),
+    )
+    typer.echo(f"provider {name} saved")
+
+
+@providers_app.command("list")
+def providers_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List providers (never their keys)."""
+    rows = in_store(settings_from(config), queries.list_providers)
+    data = [
+        {"name": p.name, "kind": p.kind, "base_url": p.base_url, "timeout": p.timeout} for p in rows
+    ]
+    emit(
+        data,
+        as_json,
+        "\n".join(f"{d['name']}\t{d['kind']}\t{d['base_url']}" for d in data) or "no providers",
+    )
+
+
+@providers_app.command("remove")
+def providers_remove(name: str, config: ConfigOption = None) -> None:
+    """Remove a provider that serves no models."""
+    in_store(settings_from(config), lambda s: manage.remove_provider(s, name=name))
+    typer.echo(f"provider {name} removed")
+
+
+# models
+
+
+@models_app.command("add")
+def models_add(
+    model_id: str,
+    provider: Annotated[str, typer.Option(help="Provider that serves it.")],
+    upstream_model: Annotated[
+        str | None, typer.Option(help="Model id sent upstream, if different.")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="Name shown by /v1/models.")] = None,
+    alias: Annotated[list[str] | None, typer.Option(help="Another name clients may use.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add or update a model route."""
+    in_store(
+        settings_from(config),
+        lambda s: manage.add_model(
+            s,
+            model_id=model_id,
+            provider=provider,
+            upstream_model=upstream_model,
+            display_name=display_name,
+            aliases=alias or [],
+        ),
+    )
+    typer.echo(f"model {model_id} → {provider}")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List model routes."""
+    rows = in_store(settings_from(config), queries.list_model_routes)
+    data = [
+        {
+            "id": r.model_id,
+            "provider": p.name,
+            "upstream_model": r.upstream_model or r.model_id,
+            "display_name": r.display_name or r.model_id,
+            "aliases": r.aliases or [],
+        }
+        for r, p in rows
+    ]
+    text = "\n".join(f"{d['id']}\t{d['provider']}\t{d['upstream_model']}" for d in data)
+    emit(data, as_json, text or "no models")
+
+
+@models_app.command("remove")
+def models_remove(model_id: str, config: ConfigOption = None) -> None:
+    """Remove a model route."""
+    in_store(settings_from(config), lambda s: manage.remove_model(s, model_id=model_id))
+    typer.echo(f"model {model_id} removed")
+
+
+# keys
+
+
+def key_view(key: VirtualKey) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    status = "active"
+    if key.revoked_at is not None:
+        status = "revoked"
+    elif key.expires_at is not None and key.expires_at <= now:
+        status = "expired"
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "models": key.allowed_models,
+        "status": status,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "created_at": key.created_at.isoformat(),
+    }
+
+
+def _print_issued(issued: manage.IssuedKey, as_json: bool, verb: str) -> None:
+    view = key_view(issued.key)
+    if as_json:
+        typer.echo(json.dumps({**view, "secret": issued.secret}, indent=2))
+        return
+    typer.echo(f"key {issued.key.name} {verb} (models: {','.join(view['models'])}).")
+    typer.echo("The secret is shown once; store it now:", err=False)
+    typer.echo(issued.secret)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Unique key name.")],
+    models: Annotated[str, typer.Option(help="Comma-separated model ids, or '*'.")],
+    expires: Annotated[str | None, typer.Option(help="e.g. 30d, 12h, or an ISO date.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a virtual key; its secret is printed once, on the last line."""
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    issued = in_store(
+        settings, lambda s: manage.create_key(s, keyring, name=name, models=models, expires=expires)
+    )
+    _print_issued(issued, as_json, "created")
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List keys (prefix only; secrets are never shown again)."""
+    rows = in_store(settings_from(config), queries.list_keys)
+    data = [key_view(k) for k in rows]
+    text = "\n".join(
+        f"{d['name']}\t{d['prefix']}…\t{d['status']}\t{','.join(d['models'])}" for d in data
+    )
+    emit(data, as_json, text or "no keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Revoke a key; requests with it fail with 401 from then on."""
+    key = in_store(settings_from(config), lambda s: manage.revoke_key(s, name=name))
+    emit(key_view(key), as_json, f"key {name} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(name: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Give a key a new secret (printed once, on the last line); the old one stops working."""
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    issued = in_store(settings, lambda s: manage.rotate_key(s, keyring, name=name))
+    _print_issued(issued, as_json, "rotated")
+
+
+def main() -> None:
+    app(prog_name="gatepass")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

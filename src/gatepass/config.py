@@ -1,0 +1,156 @@
+"""Settings: a TOML file plus environment overrides, validated once at start-up.
+
+Precedence, lowest first: defaults, the TOML file (`--config` or `GATEPASS_CONFIG`), then the
+environment (`GATEPASS_DATABASE_URL`, `GATEPASS_SECRET_KEY`, `GATEPASS_PUBLIC_URL`,
+`GATEPASS_REDIS_URL`). Any string value in the file may be written `env:NAME` to read it from
+the environment, which keeps secrets out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEV_SECRET_KEY = "gatepass-development-secret-do-not-use-in-production"
+DEFAULT_CORS_HEADERS = [
+    "Content-Type",
+    "Authorization",
+    "X-Requested-With",
+    "X-Stainless-Timeout",
+    "X-Api-Key",
+]
+ENV_OVERRIDES = {
+    "GATEPASS_DATABASE_URL": "database_url",
+    "GATEPASS_SECRET_KEY": "secret_key",
+    "GATEPASS_PUBLIC_URL": "public_url",
+    "GATEPASS_REDIS_URL": "redis_url",
+}
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration is missing, unreadable or invalid; the message says which and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorsSettings(_Strict):
+    allow_origins: list[str] = []
+    allow_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_HEADERS))
+    allow_credentials: bool = False
+    max_age: int = 600  # seconds
+
+
+class ProviderConfig(_Strict):
+    """A provider declared in the config file; synced into the store at start-up."""
+
+    name: str
+    kind: Literal["anthropic"] = "anthropic"
+    base_url: str
+    api_key: SecretStr
+    timeout: float = 600.0  # seconds, whole request
+    extra_headers: dict[str, str] = {}
+
+
+class ModelConfig(_Strict):
+    """A model route declared in the config file; synced into the store at start-up."""
+
+    id: str
+    provider: str
+    upstream_model: str | None = None
+    display_name: str | None = None
+    aliases: list[str] = []
+
+
+class Settings(_Strict):
+    environment: Literal["development", "production"] = "production"
+    database_url: str = "sqlite+aiosqlite:///gatepass.db"
+    secret_key: SecretStr = SecretStr("")
+    public_url: str = "http://127.0.0.1:8080"
+    redis_url: str | None = None
+
+    max_body_bytes: Annotated[int, Field(gt=0)] = 32 * MIB
+    ping_interval: Annotated[float, Field(gt=0)] = 15.0  # seconds of upstream silence
+    upstream_connect_timeout: Annotated[float, Field(gt=0)] = 10.0  # seconds
+    key_cache_ttl: Annotated[float, Field(ge=0)] = 2.0  # seconds a key lookup is reused
+    log_batch_size: Annotated[int, Field(gt=0)] = 500
+    log_flush_interval: Annotated[float, Field(gt=0)] = 0.25  # seconds
+    drain_timeout: Annotated[float, Field(ge=0)] = 30.0  # seconds open streams get on shutdown
+
+    cors: CorsSettings = CorsSettings()
+    providers: list[ProviderConfig] = []
+    models: list[ModelConfig] = []
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def check_secret(self) -> None:
+        """Refuse to run without a secret, or with the development one outside development."""
+        secret = self.secret_key.get_secret_value()
+        if not secret:
+            raise ConfigError("secret_key is not set: set GATEPASS_SECRET_KEY (32+ random chars)")
+        if self.environment == "production" and secret == DEV_SECRET_KEY:
+            raise ConfigError("the development secret_key must not be used in production")
+        if len(secret) < 16:
+            raise ConfigError("secret_key is too short: use at least 32 random characters")
+
+
+def _resolve_env_refs(value: Any, where: str) -> Any:
+    """Replace `env:NAME` strings with the variable's value, failing loudly when unset."""
+    if isinstance(value, dict):
+        return {k: _resolve_env_refs(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env_refs(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{where.lstrip('.')}: environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the TOML file (if any), apply environment and explicit overrides, and validate."""
+    env = os.environ if environ is None else environ
+    path = path or env.get("GATEPASS_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        data = _resolve_env_refs(data, "")
+    for variable, field in ENV_OVERRIDES.items():
+        if env.get(variable):
+            data[field] = env[variable]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc

@@ -1,0 +1,209 @@
+"""The `/anthropic` surface: a plain ASGI app, since every proxied request passes through it.
+
+Order of checks for a Messages request: credential (401) → body size (413) → JSON and
+`model` (400) → model known (404) → model allowed (400) → forward. Nothing reaches the
+upstream until all of them pass, and every answer carries a `request-id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gatepass.policy.principal import Principal
+from gatepass.proxy import errors
+from gatepass.proxy.errors import GatewayError
+from gatepass.proxy.models_list import model_object, model_page
+from gatepass.proxy.relay import Outcome, Receive, Send
+from gatepass.proxy.request import (
+    ClientGone,
+    credentials,
+    parse_messages_body,
+    read_body,
+    with_model,
+)
+from gatepass.runtime import Gateway
+
+log = logging.getLogger("gatepass.proxy")
+
+PREFIX = "/anthropic"
+PROXIED_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+EMPTY_OK_PATHS = frozenset({"", "/", "/api/hello"})
+
+Scope = dict[str, Any]
+
+
+def new_request_id() -> str:
+    return "req_gp_" + secrets.token_hex(12)
+
+
+class AnthropicProxy:
+    """ASGI app for every path under `/anthropic`."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        path = scope["path"][len(PREFIX) :]
+        method = scope["method"]
+        try:
+            if path in PROXIED_PATHS:
+                if method != "POST":
+                    raise _method_not_allowed(method)
+                await self._proxy(scope, receive, send, path, request_id)
+            elif path == "/v1/models" or path.startswith("/v1/models/"):
+                if method not in ("GET", "HEAD"):
+                    raise _method_not_allowed(method)
+                await self._models(scope, send, path, request_id)
+            elif path in EMPTY_OK_PATHS and method in ("GET", "HEAD"):
+                await _send_json(send, 200, {}, request_id)
+            elif path.startswith("/v1/"):
+                raise errors.not_supported(
+                    f"{method} {PREFIX}{path} is not supported by this gateway"
+                )
+            else:
+                raise errors.not_found(f"Not found: {PREFIX}{path}")
+        except GatewayError as error:
+            await _send_error(send, error, request_id)
+        except ClientGone:
+            return
+
+    async def authenticate(self, scope: Scope) -> Principal:
+        """The principal behind the request's credential; 401 when there is none."""
+        candidates = credentials(scope)
+        if not candidates:
+            raise errors.authentication(
+                "Missing credentials: send a virtual key as x-api-key or Authorization: Bearer"
+            )
+        denial = None
+        for candidate in candidates:
+            try:
+                check = await self.gateway.keys.check(candidate)
+            except Exception as exc:
+                log.exception("credential lookup failed")
+                raise GatewayError(
+                    503, "api_error", "Authentication is temporarily unavailable; try again shortly"
+                ) from exc
+            if check.principal is not None:
+                return check.principal
+            denial = denial if denial in ("revoked", "expired") else check.denial
+        if denial == "revoked":
+            raise errors.authentication("This API key has been revoked", final=True)
+        if denial == "expired":
+            raise errors.authentication("This API key has expired", final=True)
+        raise errors.authentication("Invalid API key")
+
+    async def _proxy(
+        self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
+    ) -> None:
+        started = time.perf_counter()
+        received_at = datetime.now(UTC)
+        principal = await self.authenticate(scope)
+        gateway = self.gateway
+        body = await read_body(scope, receive, gateway.settings.max_body_bytes)
+        request = parse_messages_body(body)
+        catalog = gateway.catalog
+        route = catalog.resolve(request.model)
+        if route is None:
+            raise errors.not_found(f"model: {request.model!r} is not available on this gateway")
+        if not principal.may_use(route, catalog):
+            raise errors.invalid_request(
+                f"model: {request.model!r} is not allowed for this API key"
+            )
+        outcome = Outcome()
+        gateway.request_started()
+        try:
+            await gateway.relay.forward(
+                upstream=route.upstream,
+                path=path,
+                query=scope.get("query_string", b""),
+                client_headers=scope["headers"],
+                body=with_model(request, route.upstream_model),
+                request_id=request_id,
+                receive=receive,
+                send=send,
+                outcome=outcome,
+            )
+        except GatewayError as error:
+            outcome.status = error.status
+            outcome.error_type, outcome.error_message = error.type, error.message
+            raise
+        finally:
+            gateway.request_finished()
+            ended = time.perf_counter()
+            usage = outcome.usage
+            gateway.log_writer.submit(
+                {
+                    "created_at": received_at,
+                    "request_id": request_id,
+                    "upstream_request_id": outcome.upstream_request_id,
+                    "method": "POST",
+                    "path": path,
+                    "key_id": principal.key_id,
+                    "key_name": principal.key_name,
+                    "user_email": principal.user_email,
+                    "model": route.model_id,
+                    "provider": route.upstream.name,
+                    "status": outcome.status,
+                    "stream": request.stream,
+                    "latency_ms": (ended - started) * 1000,
+                    "ttfb_ms": None
+                    if outcome.first_byte_at is None
+                    else (outcome.first_byte_at - started) * 1000,
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                    "cache_read_input_tokens": usage.cache_read_input_tokens,
+                    "error_type": outcome.error_type,
+                    "error_message": outcome.error_message,
+                    "client_disconnected": outcome.client_disconnected,
+                }
+            )
+
+    async def _models(self, scope: Scope, send: Send, path: str, request_id: str) -> None:
+        principal = await self.authenticate(scope)
+        catalog = self.gateway.catalog
+        visible = [r for r in catalog.ordered() if principal.may_use(r, catalog)]
+        if path == "/v1/models":
+            page = model_page(visible, scope.get("query_string", b""))
+            await _send_json(send, 200, page, request_id, head=scope["method"] == "HEAD")
+            return
+        wanted = path[len("/v1/models/") :]
+        route = catalog.resolve(wanted)
+        if route is None or route not in visible:
+            raise errors.not_found(f"model: {wanted!r} not found")
+        await _send_json(send, 200, model_object(route), request_id, head=scope["method"] == "HEAD")
+
+
+def _method_not_allowed(method: str) -> GatewayError:
+    return GatewayError(405, "invalid_request_error", f"Method {method} is not allowed here")
+
+
+async def _send_json(
+    send: Send, status: int, payload: Any, request_id: str, *, head: bool = False
+) -> None:
+    body = orjson.dumps(payload)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
+    status, headers, body = error.render(request_id)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,154 @@
+"""The running gateway's shared services, opened and closed by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gatepass.config import Settings
+from gatepass.crypto import Keyring
+from gatepass.logs.writer import LogWriter
+from gatepass.policy.catalog import Catalog
+from gatepass.policy.keys import KeyAuthenticator
+from gatepass.proxy.relay import Relay
+from gatepass.store import queries
+from gatepass.store.db import SessionMaker, create_engine, session_maker
+from gatepass.store.models import VirtualKey
+
+log = logging.getLogger("gatepass")
+
+CATALOG_REFRESH_INTERVAL = 5.0  # seconds between re-reads of providers and model routes
+
+
+class Gateway:
+    """Holds what every request needs; nothing here is a module-level global."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.check_secret()
+        self.settings = settings
+        self.keyring = Keyring(settings.secret_key.get_secret_value())
+        self.catalog = Catalog()
+        self.ready = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.open_requests = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._engine: AsyncEngine | None = None
+        self._sessions: SessionMaker | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._relay: Relay | None = None
+        self._writer: LogWriter | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.keys = KeyAuthenticator(self.keyring, self._load_key, ttl=settings.key_cache_ttl)
+
+    @property
+    def sessions(self) -> SessionMaker:
+        assert self._sessions is not None, "gateway not started"
+        return self._sessions
+
+    @property
+    def relay(self) -> Relay:
+        assert self._relay is not None, "gateway not started"
+        return self._relay
+
+    @property
+    def log_writer(self) -> LogWriter:
+        assert self._writer is not None, "gateway not started"
+        return self._writer
+
+    def request_started(self) -> None:
+        self.open_requests += 1
+        self._idle.clear()
+
+    def request_finished(self) -> None:
+        self.open_requests -= 1
+        if self.open_requests == 0:
+            self._idle.set()
+
+    async def drain(self, seconds: float) -> None:
+        """Wait up to `seconds` for open proxied requests (streams included) to finish."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("shutting down with %d requests still open", self.open_requests)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._engine = create_engine(self.settings.database_url)
+        self._sessions = session_maker(self._engine)
+        connector = aiohttp.TCPConnector(
+            limit=0,  # no global cap: per-provider concurrency is the provider's business
+            ttl_dns_cache=300,  # seconds
+            family=socket.AF_UNSPEC,
+        )
+        self._http = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+        self._relay = Relay(
+            self._http,
+            ping_interval=self.settings.ping_interval,
+            connect_timeout=self.settings.upstream_connect_timeout,
+        )
+        self._writer = LogWriter(
+            self._write_logs,
+            batch_size=self.settings.log_batch_size,
+            flush_interval=self.settings.log_flush_interval,
+        )
+        self._writer.start()
+        await self.refresh_catalog()
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="catalog-refresh")
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self._writer is not None:
+            await self._writer.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def refresh_catalog(self) -> None:
+        async with self.sessions() as session:
+            rows = await queries.list_model_routes(session)
+        catalog, warnings = Catalog.build(rows, self.keyring)
+        for warning in warnings:
+            log.error(warning)
+        self.catalog = catalog
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CATALOG_REFRESH_INTERVAL)
+            try:
+                await self.refresh_catalog()
+            except Exception:
+                log.exception("model catalogue refresh failed; keeping the previous one")
+
+    async def _load_key(self, secret_hash: str) -> VirtualKey | None:
+        async with self.sessions() as session:
+            return await queries.get_key_by_hash(session, secret_hash=secret_hash)
+
+    async def _write_logs(self, rows: list[dict[str, Any]]) -> None:
+        async with self.sessions() as session:
+            await queries.insert_request_logs(session, rows=rows)
+            await session.commit()
+
+    async def check_database(self) -> bool:
+        try:
+            async with self.sessions() as session:
+                await queries.ping(session)
+        except Exception:
+            log.exception("database check failed")
+            return False
+        return True

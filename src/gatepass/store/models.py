@@ -1,0 +1,91 @@
+"""SQLModel tables. Every change to them goes through an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from gatepass.store.types import UTCDateTime, utcnow
+
+
+def _utc(index: bool = False, nullable: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Provider(SQLModel, table=True):
+    """An upstream that serves models; its API key is stored encrypted, never returned."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    kind: str = Field(default="anthropic", max_length=32)
+    base_url: str = Field(max_length=500)
+    api_key_encrypted: str
+    timeout: float = 600.0  # seconds
+    extra_headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class ModelRoute(SQLModel, table=True):
+    """A public model id (as clients send it) routed to a provider and its upstream id."""
+
+    __tablename__ = "model_route"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: str = Field(unique=True, max_length=200)
+    provider_id: int = Field(foreign_key="provider.id", ondelete="RESTRICT", index=True)
+    upstream_model: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class VirtualKey(SQLModel, table=True):
+    """A credential handed to people or services; only its keyed hash is stored."""
+
+    __tablename__ = "virtual_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    prefix: str = Field(max_length=16)
+    secret_hash: str = Field(unique=True, max_length=64)
+    allowed_models: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    expires_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+
+
+class RequestLog(SQLModel, table=True):
+    """One row per proxied request, written off the request path in batches."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_key_created", "key_id", "created_at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc(index=True))
+    request_id: str = Field(max_length=64, index=True)
+    upstream_request_id: str | None = Field(default=None, max_length=128)
+    method: str = Field(max_length=10)
+    path: str = Field(max_length=200)
+    key_id: int | None = None
+    key_name: str | None = Field(default=None, max_length=200)
+    user_email: str | None = Field(default=None, max_length=320)
+    model: str | None = Field(default=None, max_length=200, index=True)
+    provider: str | None = Field(default=None, max_length=100)
+    status: int
+    stream: bool = False
+    latency_ms: float | None = None
+    ttfb_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    error_type: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=1000)
+    client_disconnected: bool = False

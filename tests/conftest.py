@@ -1,0 +1,183 @@
+"""Shared fixtures: a fake upstream and a real Gatepass, each a uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gatepass import manage
+from gatepass.app import create_app
+from gatepass.config import Settings, load_settings
+from gatepass.crypto import Keyring
+from gatepass.devtools.fake_upstream import FakeUpstream
+from gatepass.devtools.server import serve_in_thread
+from gatepass.runtime import Gateway
+from gatepass.store import queries
+from gatepass.store.db import create_engine, session_maker
+from gatepass.store.migrate import upgrade
+from gatepass.store.models import RequestLog
+
+T = TypeVar("T")
+
+UPSTREAM_KEY = "sk-ant-upstream-test-key-0123456789"
+SECRET_KEY = "test-secret-key-for-gatepass-0123456789"
+MODELS = ("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5")
+
+
+@dataclass
+class Upstream:
+    fake: FakeUpstream
+    url: str
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    fake = FakeUpstream(api_key=UPSTREAM_KEY)
+    with serve_in_thread(fake.app) as url:
+        yield Upstream(fake, url)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating every time is slow)."""
+    path = tmp_path_factory.mktemp("template") / "gatepass.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def run_async(action: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(action())  # type: ignore[arg-type]
+
+
+class Harness:
+    """A running Gatepass plus helpers to manage it the way an operator would."""
+
+    def __init__(self, settings: Settings, gateway: Gateway, upstream: Upstream) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.upstream = upstream
+        self.fake = upstream.fake
+        self.keyring = Keyring(settings.secret_key.get_secret_value())
+        self.url = ""
+        self._written = threading.Condition()
+        self._total = 0
+
+    @property
+    def base(self) -> str:
+        return self.url + "/anthropic"
+
+    def store(self, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def run() -> T:
+            engine = create_engine(self.settings.database_url)
+            try:
+                async with session_maker(engine)() as session:
+                    result = await action(session)
+                    await session.commit()
+                    return result
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def create_key(self, name: str, models: str = "*", expires: str | None = None) -> str:
+        issued = self.store(
+            lambda s: manage.create_key(s, self.keyring, name=name, models=models, expires=expires)
+        )
+        return issued.secret
+
+    def revoke_key(self, name: str) -> None:
+        self.store(lambda s: manage.revoke_key(s, name=name))
+        self.gateway.keys.invalidate()
+
+    def refresh_catalog(self) -> None:
+        """Make the running gateway re-read routes now (instead of on its timer)."""
+        loop = self.gateway.loop
+        assert loop is not None
+        asyncio.run_coroutine_threadsafe(self.gateway.refresh_catalog(), loop).result(5)
+
+    def on_written(self, total: int) -> None:
+        with self._written:
+            self._total = total
+            self._written.notify_all()
+
+    def wait_for_logs(self, count: int, timeout: float = 10.0) -> list[RequestLog]:
+        """Block until `count` log rows have been written, then return them (oldest first)."""
+        with self._written:
+            if not self._written.wait_for(lambda: self._total >= count, timeout):
+                raise AssertionError(f"expected {count} log rows, got {self._total}")
+        rows = self.store(lambda s: queries.list_request_logs(s, limit=1000))
+        return list(reversed(rows))
+
+
+def seed(harness: Harness, upstream_url: str) -> None:
+    async def action(session: AsyncSession) -> None:
+        await manage.add_provider(
+            session,
+            harness.keyring,
+            name="fake",
+            kind="anthropic",
+            base_url=upstream_url,
+            api_key=UPSTREAM_KEY,
+            timeout=30,
+        )
+        for model in MODELS:
+            await manage.add_model(session, model_id=model, provider="fake", aliases=[])
+        await manage.add_model(
+            session,
+            model_id="claude-sonnet-latest",
+            provider="fake",
+            upstream_model="claude-sonnet-4-6-20260101",
+            display_name="Claude Sonnet (latest)",
+            aliases=["sonnet"],
+        )
+
+    harness.store(action)
+
+
+GatepassFactory = Callable[..., Harness]
+
+
+@pytest.fixture
+def make_gatepass(
+    tmp_path: Path, migrated_template: Path, upstream: Upstream
+) -> Iterator[GatepassFactory]:
+    """Start a Gatepass with settings overrides; stopped at the end of the test."""
+    stack: list[Any] = []
+
+    def start(**overrides: Any) -> Harness:
+        db = tmp_path / f"gatepass-{len(stack)}.db"
+        shutil.copy(migrated_template, db)
+        values: dict[str, Any] = {
+            "environment": "development",
+            "database_url": f"sqlite+aiosqlite:///{db}",
+            "secret_key": SECRET_KEY,
+            "log_flush_interval": 0.02,
+        }
+        values.update(overrides)
+        settings = load_settings(environ={}, **values)
+        gateway = Gateway(settings)
+        harness = Harness(settings, gateway, upstream)
+        seed(harness, upstream.url)
+        app = create_app(settings, gateway)
+        context = serve_in_thread(app)
+        harness.url = context.__enter__()
+        stack.append(context)
+        gateway.log_writer.on_written.append(harness.on_written)
+        return harness
+
+    yield start
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gatepass(make_gatepass: GatepassFactory) -> Harness:
+    return make_gatepass()
