@@ -103,6 +103,7 @@ class Model:
 
 
 MODELS: tuple[Model, ...] = (  # newest first, as the real API lists them
+    Model("claude-opus-4-7", "Claude Opus 4.7", "2026-04-16T00:00:00Z", "opus", 128_000),
     Model("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z", "sonnet", 64_000),
     Model("claude-opus-4-6", "Claude Opus 4.6", "2026-02-05T00:00:00Z", "opus", 128_000),
     Model("claude-haiku-4-5", "Claude Haiku 4.5", "2025-10-01T00:00:00Z", "haiku", 64_000),
