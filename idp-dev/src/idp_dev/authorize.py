@@ -55,8 +55,8 @@ class Authorization:
         state = params.get("state")
         try:
             pending = self._validate(client, redirect_uri, params)
-        except AuthorizationError as err:
-            return self._error_redirect(redirect_uri, state, err)
+        except AuthorizationError as invalid:
+            return self._error_redirect(redirect_uri, state, invalid)
         prompts = set(params.get("prompt", "").split())
         session = current_session(self.provider, request)
         if session is not None and not self._session_fits(session, prompts, params):

@@ -35,6 +35,7 @@ class Control:
         return [
             Route("/_control/switches", self._guard(self.switches), methods=["GET", "POST"]),
             Route("/_control/reset", self._guard(self.reset), methods=["POST"]),
+            Route("/_control/restore", self._guard(self.restore), methods=["POST"]),
             Route("/_control/rotate-keys", self._guard(self.rotate_keys), methods=["POST"]),
             Route("/_control/clock", self._guard(self.clock), methods=["POST"]),
             Route("/_control/users", self._guard(self.add_user), methods=["POST"]),
@@ -74,6 +75,10 @@ class Control:
 
     async def reset(self, request: Request) -> Response:
         return JSONResponse(self.provider.reset().as_dict())
+
+    async def restore(self, request: Request) -> Response:
+        self.provider.restore()
+        return JSONResponse({"restored": True})
 
     async def rotate_keys(self, request: Request) -> Response:
         return JSONResponse(self.provider.rotate_keys())

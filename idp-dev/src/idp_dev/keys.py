@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
 from idp_dev.clock import Clock
 
@@ -21,7 +21,7 @@ class Retired:
 
 def _generate(alg: str) -> SigningKey:
     kid = f"{alg.lower()}-{secrets.token_hex(6)}"
-    params: dict[str, Any] = {"kid": kid, "use": "sig", "alg": alg}
+    params: KeyParameters = {"kid": kid, "use": "sig", "alg": alg}
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params)
     return ECKey.generate_key("P-256", parameters=params)

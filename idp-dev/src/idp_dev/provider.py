@@ -69,6 +69,18 @@ class Provider:
             self.switches = self.config.switches
             return self.switches
 
+    def restore(self) -> None:
+        """Back to the start-up state: users, clients, switches, clock; sessions and grants
+        forgotten. Keys are kept unless they were rotated. For suites sharing one provider."""
+        with self.lock:
+            self.switches = self.config.switches
+            self.grants = GrantStore()
+            self.users = {u.sub: u for u in self.config.users}
+            self.clients = {c.client_id: c for c in self.config.clients}
+            self.clock.offset = 0.0
+            if self.keys.retired:
+                self.keys = KeyRing(self.clock, self.config.key_grace_period)
+
     def rotate_keys(self) -> dict[str, str]:
         """New signing keys; returns the new kid per algorithm."""
         with self.lock:

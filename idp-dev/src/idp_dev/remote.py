@@ -49,6 +49,9 @@ class RemoteIdp:
     def reset(self) -> Switches:
         return switches_from_mapping(self._call("POST", "reset", {}))
 
+    def restore(self) -> None:
+        self._call("POST", "restore", {})
+
     def rotate_keys(self) -> dict[str, str]:
         result: dict[str, str] = self._call("POST", "rotate-keys", {})
         return result

@@ -39,6 +39,10 @@ class IdpHandle:
     def reset(self) -> Switches:
         return self.provider.reset()
 
+    def restore(self) -> None:
+        """Forget sessions, grants and every runtime change (see `Provider.restore`)."""
+        self.provider.restore()
+
     def rotate_keys(self) -> dict[str, str]:
         return self.provider.rotate_keys()
 

@@ -36,10 +36,33 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
         await super().startup(sockets=sockets)
         self.ready.set()
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop notices `should_exit` only every 0.1 s; `stop()` ends it at once."""
+        assert self._stop is not None
+        ticking = asyncio.create_task(super().main_loop())
+        stopping = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({ticking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ticking, stopping):
+            task.cancel()
+        await asyncio.gather(ticking, stopping, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Thread-safe: ask the server to shut down now."""
+        self.should_exit = True
+        if self._loop is not None and self._stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop already closed
+                pass
 
 
 def make_server(app: Any) -> _Server:
@@ -72,6 +95,6 @@ def serve_in_thread(app: Any, sock: socket.socket) -> Iterator[None]:
     try:
         yield
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(START_TIMEOUT)
         sock.close()
