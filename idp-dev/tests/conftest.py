@@ -7,7 +7,6 @@ from contextlib import ExitStack
 
 import httpx2
 import pytest
-
 from idp_dev import Client, IdpConfig, IdpHandle, run_idp
 from idp_dev.testing import RelyingParty
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -59,10 +60,8 @@ class _Server(uvicorn.Server):
         """Thread-safe: ask the server to shut down now."""
         self.should_exit = True
         if self._loop is not None and self._stop is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
                 self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:  # the loop already closed
-                pass
 
 
 def make_server(app: Any) -> _Server:
