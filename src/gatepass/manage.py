@@ -63,14 +63,20 @@ def parse_expiry(value: str | None, now: datetime | None = None) -> datetime | N
         amount = int(match.group(1))
         if amount <= 0:
             raise ManageError("expiry must be in the future")
-        return now + timedelta(**{DURATION_UNITS[match.group(2)]: amount})
+        try:
+            return now + timedelta(**{DURATION_UNITS[match.group(2)]: amount})
+        except OverflowError as exc:
+            raise ManageError(f"invalid expiry {value!r}: too far in the future") from exc
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise ManageError(
             f"invalid expiry {value!r}: use a duration like 30d, 12h, 90m, 2w or an ISO date"
         ) from exc
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise ManageError(f"invalid expiry {value!r}: too far in the future") from exc
     if moment <= now:
         raise ManageError("expiry must be in the future")
     return moment
