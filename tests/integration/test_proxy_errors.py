@@ -50,7 +50,9 @@ def test_missing_key_is_401_and_never_reaches_upstream(gatepass: Harness) -> Non
 def test_unknown_key_is_401(gatepass: Harness) -> None:
     gatepass.create_key("real")
     for wrong in ("gp-not-a-real-key", "sk-ant-api03-whatever", "x" * 10_000):
-        assert_error(post(gatepass, wrong), 401, "authentication_error")
+        response = post(gatepass, wrong)
+        assert_error(response, 401, "authentication_error")
+        assert response.headers["x-should-retry"] == "false"
     assert gatepass.fake.requests == []
 
 

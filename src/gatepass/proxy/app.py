@@ -97,7 +97,8 @@ class AnthropicProxy:
             raise errors.authentication("This API key has been revoked", final=True)
         if denial == "expired":
             raise errors.authentication("This API key has expired", final=True)
-        raise errors.authentication("Invalid API key")
+        # Retrying cannot make an unknown key valid; without this Claude Code retries for minutes.
+        raise errors.authentication("Invalid API key", final=True)
 
     async def _proxy(
         self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
