@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx2
 from idp_dev import IdpHandle
 from idp_dev.testing import RelyingParty, parse_form, pkce_pair, sign_in
 from joserfc.jwt import JWTClaimsRegistry
+
+StartIdp = Callable[..., IdpHandle]
 
 
 def test_login_yields_id_token_that_verifies_against_the_jwks(
@@ -49,7 +52,7 @@ def test_access_token_is_a_signed_jwt_for_the_configured_audience(
     assert token.claims["groups"] == ["engineering", "admins"]
 
 
-def test_access_token_audience_is_configurable(start_idp, http: httpx2.Client) -> None:
+def test_access_token_audience_is_configurable(start_idp: StartIdp, http: httpx2.Client) -> None:
     idp = start_idp(access_token_audience="api://corp-llm")
     rp = RelyingParty(http, idp.issuer)
     assert rp.verify(rp.login()["access_token"]).claims["aud"] == "api://corp-llm"
@@ -77,7 +80,7 @@ def test_userinfo_refuses_a_missing_or_unknown_token(rp: RelyingParty) -> None:
     assert unknown.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
 
 
-def test_es256_signing_is_selectable(start_idp, http: httpx2.Client) -> None:
+def test_es256_signing_is_selectable(start_idp: StartIdp, http: httpx2.Client) -> None:
     idp = start_idp(signing_alg="ES256")
     rp = RelyingParty(http, idp.issuer)
     body = rp.login()
@@ -85,7 +88,7 @@ def test_es256_signing_is_selectable(start_idp, http: httpx2.Client) -> None:
     assert rp.verify(body["access_token"]).header["alg"] == "ES256"
 
 
-def test_groups_claim_name_is_configurable(start_idp, http: httpx2.Client) -> None:
+def test_groups_claim_name_is_configurable(start_idp: StartIdp, http: httpx2.Client) -> None:
     idp = start_idp(groups_claim="roles")
     rp = RelyingParty(http, idp.issuer)
     claims = rp.verify(rp.login()["id_token"]).claims
@@ -94,7 +97,7 @@ def test_groups_claim_name_is_configurable(start_idp, http: httpx2.Client) -> No
 
 
 def test_groups_need_the_groups_scope_unless_always_included(
-    start_idp, http: httpx2.Client
+    start_idp: StartIdp, http: httpx2.Client
 ) -> None:
     plain = start_idp()
     rp = RelyingParty(http, plain.issuer)
@@ -284,6 +287,17 @@ def test_end_session_clears_the_session_and_returns_to_a_registered_uri(
         .headers["location"]
         .count("login_required")
     )
+
+
+def test_end_session_accepts_any_loopback_port_for_a_loopback_client(
+    idp: IdpHandle, http: httpx2.Client
+) -> None:
+    response = http.get(
+        f"{idp.issuer}/logout",
+        params={"client_id": "gatepass", "post_logout_redirect_uri": "http://127.0.0.1:8000/"},
+    )
+    assert response.status_code == 302
+    assert response.headers["location"] == "http://127.0.0.1:8000/"
 
 
 def test_end_session_refuses_an_unregistered_post_logout_uri(

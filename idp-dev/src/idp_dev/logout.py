@@ -12,6 +12,7 @@ from starlette.responses import Response
 from idp_dev.errors import redirect_with
 from idp_dev.pages import error_page, page
 from idp_dev.provider import Provider
+from idp_dev.redirects import post_logout_uri_allowed
 from idp_dev.sessions import end_session
 
 
@@ -32,7 +33,7 @@ class EndSession:
             response = page("logged_out.html")
         else:
             client = self.provider.clients.get(client_id or "")
-            if client is None or target not in client.post_logout_redirect_uris:
+            if client is None or not post_logout_uri_allowed(client, target):
                 return error_page(
                     "Invalid post_logout_redirect_uri",
                     "It is not registered for this client (or the client is unknown).",

@@ -11,11 +11,18 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 def redirect_uri_allowed(client: Client, uri: str) -> bool:
     """Exact string match; with `loopback_any_port`, only the port of a loopback URI may vary."""
-    if uri in client.redirect_uris:
+    return _allowed(client.redirect_uris, uri, client.loopback_any_port)
+
+
+def post_logout_uri_allowed(client: Client, uri: str) -> bool:
+    """The same rule for where `/logout` may send the browser."""
+    return _allowed(client.post_logout_redirect_uris, uri, client.loopback_any_port)
+
+
+def _allowed(registered: tuple[str, ...], uri: str, loopback_any_port: bool) -> bool:
+    if uri in registered:
         return True
-    if not client.loopback_any_port:
-        return False
-    return any(_same_but_port(registered, uri) for registered in client.redirect_uris)
+    return loopback_any_port and any(_same_but_port(r, uri) for r in registered)
 
 
 def _same_but_port(registered: str, candidate: str) -> bool:

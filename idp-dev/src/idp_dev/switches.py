@@ -33,9 +33,9 @@ class Switches:
     azp_mismatch: bool = False
     """ID token `aud` is [client_id, OTHER_AUDIENCE] and `azp` is OTHER_AUDIENCE."""
     expired: bool = False
-    """`iat` and `exp` moved CLOCK_SHIFT seconds into the past: the token arrives expired."""
+    """`exp` is CLOCK_SHIFT seconds in the past (`iat` one lifetime before): arrives expired."""
     future_iat: bool = False
-    """`iat` and `exp` moved CLOCK_SHIFT seconds into the future: issued "later"."""
+    """`iat` is CLOCK_SHIFT seconds in the future (`exp` one lifetime later)."""
     bad_signature: bool = False
     """Properly formed token whose signature does not verify (one byte flipped)."""
     alg_none: bool = False
