@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx2
 import pytest
 from idp_dev import Client, IdpHandle
@@ -353,3 +355,24 @@ def test_unsupported_response_type_is_reported_by_redirect(
     _, challenge = pkce_pair()
     url = rp.authorize_url(challenge).replace("response_type=code", "response_type=token")
     assert _authorize_error(http, url)["error"] == "unsupported_response_type"
+
+
+def test_two_concurrent_redemptions_of_one_code_give_exactly_one_token(
+    idp: IdpHandle, rp: RelyingParty
+) -> None:
+    params, verifier = rp.callback()
+    barrier = threading.Barrier(2, timeout=10)
+    statuses: list[int] = []
+
+    def redeem() -> None:
+        with httpx2.Client(timeout=10.0) as http:
+            racer = RelyingParty(http, idp.issuer, redirect_uri=rp.redirect_uri)
+            barrier.wait()
+            statuses.append(racer.redeem(params["code"], verifier).status_code)
+
+    threads = [threading.Thread(target=redeem) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(statuses) == [200, 400]

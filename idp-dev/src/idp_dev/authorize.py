@@ -27,7 +27,7 @@ CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 class AuthorizationError(Exception):
     """An error reported to the client by redirect, once its redirect URI is trusted."""
 
-    def __init__(self, error: ErrorCode, description: str) -> None:
+    def __init__(self, error: ErrorCode | str, description: str) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
@@ -105,7 +105,7 @@ class Authorization:
     ) -> PendingAuthorization:
         callback_error = self.provider.switches.callback_error
         if callback_error is not None:
-            raise AuthorizationError(callback_error, "idp-dev callback_error switch")  # type: ignore[arg-type]
+            raise AuthorizationError(callback_error, "idp-dev callback_error switch")
         if params.get("response_type") != "code":
             raise AuthorizationError("unsupported_response_type", "only response_type=code")
         challenge = params.get("code_challenge")

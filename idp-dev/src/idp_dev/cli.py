@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -54,11 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         print(f"idp-dev: {exc}", file=sys.stderr)
         return 2
+    # Start-up switches become what `reset()` returns to.
+    config = dataclasses.replace(config, switches=switches)
     sock = bind(args.host, args.port)
     base_url = socket_url(sock)
     app = create_app(config, base_url)
-    app.state.provider.switches = switches
-    app.state.provider.config = _with_switches(config, switches)
     issuer = app.state.provider.issuer
     print(f"{READY_PREFIX}{issuer} listening on {base_url}", flush=True)
     if not args.users:
@@ -66,10 +67,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               "bob-password; client gatepass / gatepass-dev-secret", flush=True)  # fmt: skip
     asyncio.run(make_server(app).serve(sockets=[sock]))
     return 0
-
-
-def _with_switches(config: IdpConfig, switches: Any) -> IdpConfig:
-    """Start-up switches become what `reset()` returns to."""
-    import dataclasses
-
-    return dataclasses.replace(config, switches=switches)
