@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from idp_dev import IdpConfig, IdpHandle, run_idp
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass import manage
@@ -18,7 +19,8 @@ from gatepass.app import create_app
 from gatepass.config import Settings, load_settings
 from gatepass.crypto import Keyring
 from gatepass.devtools.fake_upstream import FakeUpstream
-from gatepass.devtools.server import serve_in_thread
+from gatepass.devtools.server import bind_loopback, serve_in_thread, socket_url
+from gatepass.manage import identity as identity_ops
 from gatepass.runtime import Gateway
 from gatepass.store import queries
 from gatepass.store.db import create_engine, session_maker
@@ -155,7 +157,9 @@ def make_gatepass(
     def start(**overrides: Any) -> Harness:
         db = tmp_path / f"gatepass-{len(stack)}.db"
         shutil.copy(migrated_template, db)
+        sock = bind_loopback()
         values: dict[str, Any] = {
+            "public_url": socket_url(sock),
             "environment": "development",
             "database_url": f"sqlite+aiosqlite:///{db}",
             "secret_key": SECRET_KEY,
@@ -167,7 +171,7 @@ def make_gatepass(
         harness = Harness(settings, gateway, upstream)
         seed(harness, upstream.url)
         app = create_app(settings, gateway)
-        context = serve_in_thread(app)
+        context = serve_in_thread(app, sock=sock)
         harness.url = context.__enter__()
         stack.append(context)
         gateway.log_writer.on_written.append(harness.on_written)
@@ -181,3 +185,75 @@ def make_gatepass(
 @pytest.fixture
 def gatepass(make_gatepass: GatepassFactory) -> Harness:
     return make_gatepass()
+
+
+# Interactive sign-in: idp-dev as the corporate IdP, Claude Desktop as a registered client.
+
+IDP_NAME = "corp"
+IDP_CLIENT_SECRET = "gatepass-dev-secret"
+DESKTOP_CLIENT = "claude-desktop"
+
+
+@pytest.fixture
+def idp() -> Iterator[IdpHandle]:
+    """idp-dev with its demo users (alice: engineering+admins, bob: sales)."""
+    config = IdpConfig.demo(redirect_uris=["http://127.0.0.1/sso/callback/" + IDP_NAME])
+    with run_idp(config) as handle:
+        yield handle
+
+
+@dataclass
+class SignIn:
+    """A Gatepass wired to idp-dev, with keys and mappings for the demo users."""
+
+    gatepass: Harness
+    idp: IdpHandle
+    eng_key: str  # secrets of the mapped keys, for comparison only
+    sales_key: str
+
+    @property
+    def issuer(self) -> str:
+        return self.gatepass.url
+
+
+@pytest.fixture
+def make_signin(make_gatepass: GatepassFactory, idp: IdpHandle) -> Callable[..., SignIn]:
+    def start(**overrides: Any) -> SignIn:
+        harness = make_gatepass(**overrides)
+        eng = harness.create_key("eng-key", models="claude-haiku-4-5,claude-sonnet-4-6")
+        sales = harness.create_key("sales-key", models="claude-haiku-4-5")
+
+        async def wire(session: AsyncSession) -> None:
+            await identity_ops.add_idp(
+                session,
+                harness.keyring,
+                name=IDP_NAME,
+                issuer=idp.issuer,
+                client_id="gatepass",
+                client_secret=IDP_CLIENT_SECRET,
+                scopes="openid profile email groups offline_access",
+                allowed_domains=["corp.example"],
+            )
+            await identity_ops.add_client(
+                session,
+                harness.keyring,
+                client_id=DESKTOP_CLIENT,
+                redirect_uris=["http://127.0.0.1/callback"],
+                public=True,
+            )
+            await identity_ops.add_mapping(
+                session, idp=IDP_NAME, group="engineering", key="eng-key", priority=10
+            )
+            await identity_ops.add_mapping(
+                session, idp=IDP_NAME, group="sales", key="sales-key", priority=20
+            )
+
+        harness.store(wire)
+        return SignIn(harness, idp, eng, sales)
+
+    return start
+
+
+@pytest.fixture
+def signin(make_signin: Callable[..., SignIn]) -> SignIn:
+    return make_signin()

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 01:58:51.526720
 
 """
 from typing import Sequence, Union

@@ -47,6 +47,20 @@ class CorsSettings(_Strict):
     max_age: int = 600  # seconds
 
 
+class SignInSettings(_Strict):
+    """Lifetimes and knobs of interactive sign-in (all durations in seconds)."""
+
+    access_token_ttl: Annotated[int, Field(ge=60, le=86400)] = 900  # id_token too
+    refresh_token_idle_ttl: Annotated[int, Field(gt=0)] = 14 * 86400
+    refresh_token_absolute_ttl: Annotated[int, Field(gt=0)] = 90 * 86400
+    authorization_code_ttl: Annotated[int, Field(ge=10, le=600)] = 60
+    login_ttl: Annotated[int, Field(ge=60, le=3600)] = 600  # to finish signing in at the IdP
+    idp_recheck_grace: Annotated[int, Field(ge=0)] = 3600  # an IdP outage keeps sessions this long
+    signing_key_grace: Annotated[int, Field(ge=0)] = 86400  # rotated keys stay published
+    max_groups: Annotated[int, Field(gt=0)] = 100  # a list this long may have been truncated
+    clock_skew: Annotated[int, Field(ge=0, le=300)] = 60  # leeway for IdP token times
+
+
 class ProviderConfig(_Strict):
     """A provider declared in the config file; synced into the store at start-up."""
 
@@ -84,6 +98,7 @@ class Settings(_Strict):
     drain_timeout: Annotated[float, Field(ge=0)] = 30.0  # seconds open streams get on shutdown
 
     cors: CorsSettings = CorsSettings()
+    sign_in: SignInSettings = SignInSettings()
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
 
@@ -93,6 +108,15 @@ class Settings(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def issuer(self) -> str:
+        """Gatepass's OIDC issuer identifier: the public URL, no trailing slash."""
+        return self.public_url
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     def check_secret(self) -> None:
         """Refuse to run without a secret, or with the development one outside development."""

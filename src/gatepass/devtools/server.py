@@ -16,6 +16,7 @@ def bind_loopback(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
     """A listening TCP socket on loopback; port 0 picks a free one."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -36,9 +37,14 @@ def make_server(app: Any, **config: Any) -> uvicorn.Server:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on 127.0.0.1 in a daemon thread; yields its base URL."""
-    sock = bind_loopback(port)
+def serve_in_thread(
+    app: Any, port: int = 0, sock: socket.socket | None = None, **config: Any
+) -> Iterator[str]:
+    """Serve `app` with uvicorn on 127.0.0.1 in a daemon thread; yields its base URL.
+
+    Pass an already bound `sock` when the app must know its own URL before it starts.
+    """
+    sock = sock or bind_loopback(port)
     server = make_server(app, **config)
     failure: list[BaseException] = []
 

@@ -19,6 +19,7 @@ from gatepass.config import ModelConfig, ProviderConfig
 from gatepass.crypto import Keyring, new_virtual_key, visible_prefix
 from gatepass.policy.principal import ALL_MODELS
 from gatepass.store import queries
+from gatepass.store.identity_queries import bump_change_epoch
 from gatepass.store.models import ModelRoute, Provider, VirtualKey
 from gatepass.store.types import utcnow
 
@@ -33,7 +34,7 @@ class ManageError(Exception):
     """An operator request that cannot be carried out; the message says why."""
 
 
-def _check_name(kind: str, name: str) -> None:
+def check_name(kind: str, name: str) -> None:
     if not NAME_PATTERN.match(name):
         raise ManageError(
             f"invalid {kind} name {name!r}: use letters, digits and . _ @ - (up to 100 characters)"
@@ -111,7 +112,7 @@ async def add_provider(
     extra_headers: dict[str, str] | None = None,
 ) -> Provider:
     """Create or update a provider; its API key is encrypted before it is stored."""
-    _check_name("provider", name)
+    check_name("provider", name)
     if kind not in PROVIDER_KINDS:
         raise ManageError(f"unknown provider kind {kind!r}; supported: {', '.join(PROVIDER_KINDS)}")
     _check_base_url(base_url)
@@ -250,7 +251,7 @@ async def create_key(
     models: str | Sequence[str],
     expires: str | None = None,
 ) -> IssuedKey:
-    _check_name("key", name)
+    check_name("key", name)
     allowed = parse_models(models)
     await _check_models_exist(session, allowed)
     if await queries.get_key_by_name(session, name=name) is not None:
@@ -279,6 +280,7 @@ async def revoke_key(session: AsyncSession, *, name: str) -> VirtualKey:
     if key.revoked_at is None:
         key.revoked_at = key.updated_at = utcnow()
         session.add(key)
+        await bump_change_epoch(session)
         await session.flush()
     return key
 
@@ -293,5 +295,6 @@ async def rotate_key(session: AsyncSession, keyring: Keyring, *, name: str) -> I
     key.prefix = visible_prefix(secret)
     key.updated_at = utcnow()
     session.add(key)
+    await bump_change_epoch(session)
     await session.flush()
     return IssuedKey(key, secret)
