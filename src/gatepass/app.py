@@ -18,9 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatepass.config import Settings
+from gatepass.oauth import OAuthService
 from gatepass.proxy.app import PREFIX, AnthropicProxy, new_request_id
 from gatepass.proxy.errors import GatewayError
 from gatepass.runtime import Gateway
+from gatepass.sso import SsoService
 
 log = logging.getLogger("gatepass")
 
@@ -72,18 +74,26 @@ class Dispatcher:
 def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
     """Build the whole application for `settings` (the gateway starts in its lifespan)."""
     gateway = gateway or Gateway(settings)
+    sso = SsoService(gateway)
+    oauth = OAuthService(gateway, sso)
+    gateway.tokens_verifier = oauth
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        await sso.start()
+        await oauth.start()
         try:
             yield
         finally:
             gateway.ready = False
             await gateway.drain(settings.drain_timeout)
+            await oauth.stop()
+            await sso.stop()
             await gateway.stop()
 
-    site = Starlette(routes=_health_routes(gateway), lifespan=lifespan)
+    routes = [*_health_routes(gateway), *oauth.routes(), *sso.routes()]
+    site = Starlette(routes=routes, lifespan=lifespan)
     site.state.gateway = gateway
     app: Any = Dispatcher(AnthropicProxy(gateway), site)
     cors = settings.cors

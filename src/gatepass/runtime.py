@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +22,11 @@ from gatepass.store.db import SessionMaker, create_engine, session_maker
 from gatepass.store.models import VirtualKey
 
 log = logging.getLogger("gatepass")
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Any: ...
+
 
 CATALOG_REFRESH_INTERVAL = 5.0  # seconds between re-reads of providers and model routes
 
@@ -46,6 +51,7 @@ class Gateway:
         self._writer: LogWriter | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.keys = KeyAuthenticator(self.keyring, self._load_key, ttl=settings.key_cache_ttl)
+        self.tokens_verifier: TokenVerifier | None = None  # set by the app (the OAuth issuer)
 
     @property
     def sessions(self) -> SessionMaker:
