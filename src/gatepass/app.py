@@ -76,7 +76,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
     gateway = gateway or Gateway(settings)
     sso = SsoService(gateway)
     oauth = OAuthService(gateway, sso)
-    gateway.tokens_verifier = oauth
+    gateway.sso, gateway.oauth = sso, oauth
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,19 +16,18 @@ from gatepass.crypto import Keyring
 from gatepass.logs.writer import LogWriter
 from gatepass.policy.catalog import Catalog
 from gatepass.policy.keys import KeyAuthenticator
+from gatepass.policy.tokens import TokenAuthenticator
 from gatepass.proxy.relay import Relay
-from gatepass.store import queries
+from gatepass.store import identity_queries, queries
 from gatepass.store.db import SessionMaker, create_engine, session_maker
+from gatepass.store.identity import User
 from gatepass.store.models import VirtualKey
 
 log = logging.getLogger("gatepass")
 
 
-class TokenVerifier(Protocol):
-    async def verify(self, token: str) -> Any: ...
-
-
-CATALOG_REFRESH_INTERVAL = 5.0  # seconds between re-reads of providers and model routes
+EPOCH_POLL_INTERVAL = 1.0  # seconds between reads of the change epoch
+CATALOG_REFRESH_EVERY = 5  # epoch polls between re-reads of providers and model routes
 
 
 class Gateway:
@@ -51,7 +50,12 @@ class Gateway:
         self._writer: LogWriter | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.keys = KeyAuthenticator(self.keyring, self._load_key, ttl=settings.key_cache_ttl)
-        self.tokens_verifier: TokenVerifier | None = None  # set by the app (the OAuth issuer)
+        self.tokens = TokenAuthenticator(
+            self._verify_token, self._load_session_state, ttl=settings.key_cache_ttl
+        )
+        self._epoch: int | None = None
+        self.sso: Any = None  # the relying party (gatepass.sso.SsoService), set by create_app
+        self.oauth: Any = None  # the issuer (gatepass.oauth.OAuthService), set by create_app
 
     @property
     def sessions(self) -> SessionMaker:
@@ -109,6 +113,7 @@ class Gateway:
         )
         self._writer.start()
         await self.refresh_catalog()
+        await self.check_change_epoch()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="catalog-refresh")
         self.ready = True
 
@@ -134,16 +139,41 @@ class Gateway:
         self.catalog = catalog
 
     async def _refresh_forever(self) -> None:
+        """Watch the change epoch every second and re-read the catalogue every few seconds."""
+        ticks = 0
         while True:
-            await asyncio.sleep(CATALOG_REFRESH_INTERVAL)
+            await asyncio.sleep(EPOCH_POLL_INTERVAL)
+            ticks += 1
             try:
-                await self.refresh_catalog()
+                await self.check_change_epoch()
+                if ticks % CATALOG_REFRESH_EVERY == 0:
+                    await self.refresh_catalog()
             except Exception:
-                log.exception("model catalogue refresh failed; keeping the previous one")
+                log.exception("background refresh failed; keeping the previous state")
 
     async def _load_key(self, secret_hash: str) -> VirtualKey | None:
         async with self.sessions() as session:
             return await queries.get_key_by_hash(session, secret_hash=secret_hash)
+
+    async def _verify_token(self, token: str) -> Any:
+        return None if self.oauth is None else await self.oauth.verify(token)
+
+    async def _load_session_state(
+        self, public_id: str, key_id: int, family_id: str
+    ) -> tuple[User, VirtualKey, bool] | None:
+        async with self.sessions() as session:
+            return await identity_queries.load_session_state(
+                session, public_id=public_id, key_id=key_id, family_id=family_id
+            )
+
+    async def check_change_epoch(self) -> None:
+        """Drop cached keys and sessions when any process recorded a revocation or change."""
+        async with self.sessions() as session:
+            epoch = await identity_queries.read_change_epoch(session)
+        if self._epoch is not None and epoch != self._epoch:
+            self.keys.invalidate()
+            self.tokens.invalidate()
+        self._epoch = epoch
 
     async def _write_logs(self, rows: list[dict[str, Any]]) -> None:
         async with self.sessions() as session:

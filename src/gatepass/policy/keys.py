@@ -13,7 +13,9 @@ from gatepass.policy.principal import Principal
 from gatepass.store.models import VirtualKey
 
 KeyLoader = Callable[[str], Awaitable[VirtualKey | None]]
-Denial = Literal["unknown", "revoked", "expired"]
+Denial = Literal[
+    "unknown", "revoked", "expired", "invalid_token", "session_revoked", "user_disabled"
+]
 MAX_CREDENTIAL_LENGTH = 4096  # characters; longer is not ours, and not hashed
 
 

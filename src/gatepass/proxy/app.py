@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 
+from gatepass.policy.keys import Denial
 from gatepass.policy.principal import Principal
+from gatepass.policy.tokens import looks_like_jwt
 from gatepass.proxy import errors
 from gatepass.proxy.errors import GatewayError
 from gatepass.proxy.models_list import model_object, model_page
@@ -36,6 +38,24 @@ PROXIED_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 EMPTY_OK_PATHS = frozenset({"", "/", "/api/hello"})
 
 Scope = dict[str, Any]
+
+# When several credentials fail, report the most specific reason first.
+DENIAL_ORDER: list[Denial] = [
+    "revoked",
+    "expired",
+    "user_disabled",
+    "session_revoked",
+    "invalid_token",
+    "unknown",
+]
+DENIAL_MESSAGES: dict[Denial, str] = {
+    "revoked": "This API key has been revoked",
+    "expired": "This API key has expired",
+    "user_disabled": "This account has been disabled; contact your administrator",
+    "session_revoked": "This session has been signed out; sign in again",
+    "invalid_token": "Invalid or expired token; sign in again",
+    "unknown": "Invalid API key",
+}
 
 
 def new_request_id() -> str:
@@ -75,16 +95,23 @@ class AnthropicProxy:
             return
 
     async def authenticate(self, scope: Scope) -> Principal:
-        """The principal behind the request's credential; 401 when there is none."""
+        """The principal behind the request's credential; 401 when there is none.
+
+        A credential is a virtual key (`gp-…`) or a JWT Gatepass issued; anything else is
+        refused. Every refusal but a missing credential tells clients not to retry.
+        """
         candidates = credentials(scope)
         if not candidates:
             raise errors.authentication(
                 "Missing credentials: send a virtual key as x-api-key or Authorization: Bearer"
             )
-        denial = None
+        denials: list[Denial] = []
         for candidate in candidates:
             try:
-                check = await self.gateway.keys.check(candidate)
+                if looks_like_jwt(candidate):
+                    check = await self.gateway.tokens.check(candidate)
+                else:
+                    check = await self.gateway.keys.check(candidate)
             except Exception as exc:
                 log.exception("credential lookup failed")
                 raise GatewayError(
@@ -92,13 +119,10 @@ class AnthropicProxy:
                 ) from exc
             if check.principal is not None:
                 return check.principal
-            denial = denial if denial in ("revoked", "expired") else check.denial
-        if denial == "revoked":
-            raise errors.authentication("This API key has been revoked", final=True)
-        if denial == "expired":
-            raise errors.authentication("This API key has expired", final=True)
-        # Retrying cannot make an unknown key valid; without this Claude Code retries for minutes.
-        raise errors.authentication("Invalid API key", final=True)
+            if check.denial is not None:
+                denials.append(check.denial)
+        worst: Denial = min(denials, key=DENIAL_ORDER.index, default="unknown")
+        raise errors.authentication(DENIAL_MESSAGES[worst], final=True)
 
     async def _proxy(
         self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str

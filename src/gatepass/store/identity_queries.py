@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass.store.events import AuditEvent, ChangeEpoch
 from gatepass.store.identity import GroupMapping, IdpConnection, User
 from gatepass.store.models import VirtualKey
-from gatepass.store.oauth import OAuthClient
+from gatepass.store.oauth import OAuthClient, RevokedFamily
 
 # IdP connections
 
@@ -101,3 +101,20 @@ async def read_change_epoch(session: AsyncSession) -> int:
 
 def add_audit(session: AsyncSession, event: AuditEvent) -> None:
     session.add(event)
+
+
+async def load_session_state(
+    session: AsyncSession, *, public_id: str, key_id: int, family_id: str
+) -> tuple[User, VirtualKey, bool] | None:
+    """The user and key behind a token, and whether its session was revoked: one query."""
+    query = (
+        select(User, VirtualKey, RevokedFamily.family_id)
+        .join(VirtualKey, col(VirtualKey.id) == key_id)
+        .outerjoin(RevokedFamily, col(RevokedFamily.family_id) == family_id)
+        .where(User.public_id == public_id)
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    user, key, revoked = row
+    return user, key, revoked is not None

@@ -1,0 +1,78 @@
+"""Data functions for the relying party: sign-ins in progress, users it signs in, their keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gatepass.store.identity import User
+from gatepass.store.models import VirtualKey
+from gatepass.store.oauth import PendingLogin
+
+# sign-ins in progress
+
+
+def add_pending_login(session: AsyncSession, pending: PendingLogin) -> None:
+    session.add(pending)
+
+
+async def get_pending_login(session: AsyncSession, *, state_hash: str) -> PendingLogin | None:
+    query = select(PendingLogin).where(PendingLogin.state_hash == state_hash)
+    return (await session.exec(query)).first()
+
+
+async def choose_pending_idp(
+    session: AsyncSession, *, pending_id: int, idp_id: int, now: datetime
+) -> bool:
+    """Set the IdP of a sign-in still waiting to be sent somewhere; False if it cannot be."""
+    result = await session.exec(
+        update(PendingLogin)
+        .where(
+            col(PendingLogin.id) == pending_id,
+            col(PendingLogin.used_at).is_(None),
+            col(PendingLogin.expires_at) > now,
+        )
+        .values(idp_id=idp_id)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def use_pending_login(session: AsyncSession, *, pending_id: int, now: datetime) -> bool:
+    """Spend a sign-in's state: True for exactly one caller, however many race for it."""
+    result = await session.exec(
+        update(PendingLogin)
+        .where(col(PendingLogin.id) == pending_id, col(PendingLogin.used_at).is_(None))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def delete_stale_pending_logins(session: AsyncSession, *, before: datetime) -> int:
+    """Forget sign-ins that expired before `before` (used or not)."""
+    result = await session.exec(
+        delete(PendingLogin).where(col(PendingLogin.expires_at) < before)
+    )
+    return int(result.rowcount or 0)
+
+
+# users
+
+
+async def get_user_for_update(session: AsyncSession, *, user_id: int) -> User | None:
+    """The user row, locked until the transaction ends where the database can lock rows."""
+    query = select(User).where(User.id == user_id).with_for_update()
+    return (await session.exec(query)).first()
+
+
+def save_user(session: AsyncSession, user: User) -> None:
+    session.add(user)
+
+
+# keys
+
+
+async def get_key(session: AsyncSession, *, key_id: int) -> VirtualKey | None:
+    return await session.get(VirtualKey, key_id)
