@@ -359,6 +359,9 @@ def keys_rotate(name: str, config: ConfigOption = None, as_json: JsonOption = Fa
     _print_issued(issued, as_json, "rotated")
 
 
+from gatepass.cli import identity as _identity  # noqa: E402, F401  (registers its commands)
+
+
 def main() -> None:
     app(prog_name="gatepass")
 
