@@ -129,12 +129,12 @@ class Settings(_Strict):
             raise ConfigError("secret_key is too short: use at least 32 random characters")
 
 
-def _resolve_env_refs(value: Any, where: str) -> Any:
+def resolve_env_refs(value: Any, where: str) -> Any:
     """Replace `env:NAME` strings with the variable's value, failing loudly when unset."""
     if isinstance(value, dict):
-        return {k: _resolve_env_refs(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: resolve_env_refs(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env_refs(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [resolve_env_refs(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
@@ -143,7 +143,7 @@ def _resolve_env_refs(value: Any, where: str) -> Any:
     return value
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -169,7 +169,7 @@ def load_settings(
             raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        data = _resolve_env_refs(data, "")
+        data = resolve_env_refs(data, "")
     for variable, field in ENV_OVERRIDES.items():
         if env.get(variable):
             data[field] = env[variable]
@@ -177,4 +177,4 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from exc
+        raise ConfigError(describe_validation_error(exc)) from exc

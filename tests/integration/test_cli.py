@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +19,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from gatepass.cli import app
-from tests.conftest import SECRET_KEY, UPSTREAM_KEY, GatepassFactory, Harness, Upstream
+from tests.conftest import UPSTREAM_KEY, GatepassFactory, Harness, Upstream
+from tests.integration.conftest import write_config
 
 MESSAGE = {
     "model": "claude-haiku-4-5",
@@ -30,27 +30,8 @@ MESSAGE = {
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _only_given_configuration(clean_environment: None) -> None:
     """The CLI must only see the configuration each test gives it."""
-    for name in list(os.environ):
-        if name.startswith("GATEPASS_"):
-            monkeypatch.delenv(name)
-
-
-def write_config(path: Path, database_url: str, secret_key: str | None = SECRET_KEY) -> Path:
-    lines = [f'database_url = "{database_url}"']
-    if secret_key is not None:
-        lines.append(f'secret_key = "{secret_key}"')
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def config(tmp_path: Path, migrated_template: Path) -> Path:
-    """A config file for a fresh, migrated SQLite database."""
-    db = tmp_path / "cli.db"
-    shutil.copy(migrated_template, db)
-    return write_config(tmp_path / "gatepass.toml", f"sqlite:///{db}")
 
 
 def cli(*args: str, config: Path | None = None, env: dict[str, str] | None = None) -> Result:
@@ -468,7 +449,7 @@ aliases = ["sonnet"]
         encoding="utf-8",
     )
     result = ok("apply", str(declared), config=config)
-    assert result.stdout.strip() == "applied 1 provider(s) and 2 model(s)"
+    assert result.stdout.strip() == "applied 1 providers, 2 models"
     assert "sk-ant-applied-secret" not in result.stdout
     providers = json.loads(ok("providers", "list", "--json", config=config).stdout)
     assert [(p["name"], p["base_url"], p["timeout"]) for p in providers] == [
@@ -488,7 +469,7 @@ aliases = ["sonnet"]
 
 def test_apply_refuses_bad_files_clearly(config: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.toml"
-    assert "config file not found" in failed("apply", str(missing), config=config)
+    assert "apply file not found" in failed("apply", str(missing), config=config)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text('[[models]]\nid = "m"\nprovider = "ghost"\n', encoding="utf-8")
     assert "no provider named 'ghost'" in failed("apply", str(unknown), config=config)

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass import manage
 from gatepass.config import ConfigError, Settings, load_settings
 from gatepass.crypto import Keyring
+from gatepass.manage.declarative import apply_declaration, load_declaration
 from gatepass.store import queries
 from gatepass.store.db import create_engine, session_maker
 from gatepass.store.migrate import upgrade
@@ -158,18 +159,35 @@ def dev(
 
 
 @app.command("apply")
-def apply_file(file: Path, config: ConfigOption = None) -> None:
-    """Import providers and models declared in a TOML file (same shapes as the config)."""
+def apply_file(file: Path, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Import providers, models, keys, IdPs, clients and mappings from a TOML file.
+
+    Idempotent. New keys' secrets are printed once, one per line, after the summary.
+    """
     settings = settings_from(config)
     keyring = keyring_from(settings)
     try:
-        declared = load_settings(file, environ={}, secret_key="-" * 16)
+        declared = load_declaration(file)
     except ConfigError as exc:
-        raise fail(f"{file}: {exc}") from exc
-    in_store(
-        settings, lambda s: manage.sync_declared(s, keyring, declared.providers, declared.models)
-    )
-    typer.echo(f"applied {len(declared.providers)} provider(s) and {len(declared.models)} model(s)")
+        raise fail(str(exc)) from exc
+    issued = in_store(settings, lambda s: apply_declaration(s, keyring, declared))
+    counts = {
+        "providers": len(declared.providers),
+        "models": len(declared.models),
+        "keys": len(declared.keys),
+        "idps": len(declared.idps),
+        "clients": len(declared.clients),
+        "mappings": len(declared.mappings),
+    }
+    if as_json:
+        secrets_out = {i.key.name: i.secret for i in issued}
+        emit({"applied": counts, "created_keys": secrets_out}, True, "")
+        return
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "nothing"
+    typer.echo(f"applied {summary}")
+    for item in issued:
+        typer.echo(f"new key {item.key.name} (shown once):")
+        typer.echo(item.secret)
 
 
 # providers

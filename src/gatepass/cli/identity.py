@@ -164,7 +164,7 @@ def clients_add(
 def clients_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List registered clients."""
     rows = in_store(settings_from(config), q.list_clients)
-    data = [
+    data: list[dict[str, Any]] = [
         {"client_id": c.client_id, "public": c.public, "redirect_uris": c.redirect_uris}
         for c in rows
     ]
