@@ -147,6 +147,7 @@ def serve(
 def dev(
     port: Annotated[int, typer.Option(help="Gatepass port.")] = 8080,
     upstream_port: Annotated[int, typer.Option(help="Fake upstream port.")] = 8081,
+    idp_port: Annotated[int, typer.Option(help="idp-dev port.")] = 8082,
     data_dir: Annotated[Path, typer.Option(help="Where the dev database and secret live.")] = Path(
         ".gatepass"
     ),
@@ -155,7 +156,9 @@ def dev(
     """Run Gatepass on SQLite with a fake upstream, all on loopback, ready to call."""
     from gatepass.devtools.dev import run_dev
 
-    run_dev(port=port, upstream_port=upstream_port, data_dir=data_dir, config=config)
+    run_dev(
+        port=port, upstream_port=upstream_port, idp_port=idp_port, data_dir=data_dir, config=config
+    )
 
 
 @app.command("apply")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from typing import Any
 
 import typer
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass import manage
 from gatepass.app import create_app
@@ -14,7 +16,8 @@ from gatepass.config import ConfigError, load_settings
 from gatepass.crypto import Keyring
 from gatepass.devtools.fake_upstream import FakeUpstream
 from gatepass.devtools.server import bind_loopback, make_server
-from gatepass.store import queries
+from gatepass.manage import identity as identity_ops
+from gatepass.store import identity_queries, queries
 from gatepass.store.db import create_engine, session_maker
 from gatepass.store.migrate import upgrade
 
@@ -25,6 +28,7 @@ DEV_MODELS = (
 )
 FAKE_UPSTREAM_KEY = "sk-ant-fake-dev"
 DEV_KEY_NAME = "dev"
+DEV_IDP = "dev"
 
 
 def _dev_secret(data_dir: Path) -> str:
@@ -35,8 +39,11 @@ def _dev_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def _prepare(settings_url: str, keyring: Keyring, upstream_url: str | None) -> str:
-    """Providers and models for the fake upstream, and a fresh secret for the `dev` key."""
+async def _prepare(
+    settings_url: str, keyring: Keyring, upstream_url: str | None, idp_issuer: str | None
+) -> str:
+    """Providers and models for the fake upstream, sign-in through idp-dev, and a fresh
+    secret for the `dev` key."""
     engine = create_engine(settings_url)
     try:
         async with session_maker(engine)() as session:
@@ -53,6 +60,8 @@ async def _prepare(settings_url: str, keyring: Keyring, upstream_url: str | None
                     await manage.add_model(
                         session, model_id=model_id, provider="fake", display_name=display
                     )
+            if idp_issuer is not None:
+                await _prepare_sign_in(session, keyring, idp_issuer)
             if await queries.get_key_by_name(session, name=DEV_KEY_NAME) is None:
                 issued = await manage.create_key(session, keyring, name=DEV_KEY_NAME, models="*")
             else:
@@ -63,7 +72,51 @@ async def _prepare(settings_url: str, keyring: Keyring, upstream_url: str | None
         await engine.dispose()
 
 
-def run_dev(*, port: int, upstream_port: int, data_dir: Path, config: Path | None) -> None:
+async def _prepare_sign_in(session: AsyncSession, keyring: Keyring, issuer: str) -> None:
+    """idp-dev as the corporate IdP; its groups mapped to keys; Claude Desktop registered."""
+    await identity_ops.add_idp(
+        session,
+        keyring,
+        name=DEV_IDP,
+        issuer=issuer,
+        client_id="gatepass",
+        client_secret="gatepass-dev-secret",
+        scopes="openid profile email groups offline_access",
+        allowed_domains=["corp.example"],
+    )
+    await identity_ops.add_client(
+        session, keyring, client_id="claude-desktop", redirect_uris=["http://127.0.0.1/callback"]
+    )
+    for key, models in (("engineering", "*"), ("sales", "claude-haiku-4-5")):
+        if await queries.get_key_by_name(session, name=key) is None:
+            await manage.create_key(session, keyring, name=key, models=models)
+    existing = {(m.group, k.name) for m, _, k in await identity_queries.list_mappings(session)}
+    for group, key, role, priority in (
+        ("admins", "engineering", "admin", 5),
+        ("engineering", "engineering", "user", 10),
+        ("sales", "sales", "user", 20),
+    ):
+        if (group, key) not in existing:
+            await identity_ops.add_mapping(
+                session, idp=DEV_IDP, group=group, key=key, role=role, priority=priority
+            )
+
+
+def _start_idp(port: int) -> tuple[Any, str] | None:
+    """idp-dev's app and issuer, or None when the idp-dev package is not installed."""
+    try:
+        from idp_dev import IdpConfig
+        from idp_dev import create_app as create_idp_app
+    except ImportError:
+        return None
+    issuer = f"http://127.0.0.1:{port}"
+    config = IdpConfig.demo(redirect_uris=[f"http://127.0.0.1/sso/callback/{DEV_IDP}"])
+    return create_idp_app(config, issuer), issuer
+
+
+def run_dev(
+    *, port: int, upstream_port: int, idp_port: int, data_dir: Path, config: Path | None
+) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         settings = load_settings(
@@ -87,7 +140,12 @@ def run_dev(*, port: int, upstream_port: int, data_dir: Path, config: Path | Non
         servers.append((make_server(fake.app), upstream_sock))
     else:
         asyncio.run(_sync(settings, keyring))
-    secret = asyncio.run(_prepare(settings.database_url, keyring, upstream_url))
+    idp = _start_idp(idp_port)
+    idp_issuer = None
+    if idp is not None:
+        idp_app, idp_issuer = idp
+        servers.append((make_server(idp_app), bind_loopback(idp_port)))
+    secret = asyncio.run(_prepare(settings.database_url, keyring, upstream_url, idp_issuer))
     gateway_sock = bind_loopback(port)
     servers.append((make_server(create_app(settings), log_level="info"), gateway_sock))
     base = f"http://127.0.0.1:{port}/anthropic"
@@ -102,6 +160,7 @@ Try it:
        -d '{{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{{"role":"user","content":"Hello"}}]}}'
   ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY={secret} claude
 
+{_sign_in_help(port, idp_issuer)}
 Dev key (all models; rotated at every start):
 {secret}
 """.rstrip()
@@ -111,6 +170,18 @@ Dev key (all models; rotated at every start):
         await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
 
     asyncio.run(serve_all())
+
+
+def _sign_in_help(port: int, idp_issuer: str | None) -> str:
+    if idp_issuer is None:
+        return "Sign-in: install idp-dev (pip install -e ./idp-dev) to try interactive sign-in.\n"
+    return f"""Sign-in: idp-dev at {idp_issuer} (alice@corp.example / alice-password,
+         bob@corp.example / bob-password). Claude Desktop managed configuration:
+  inferenceProvider = gateway
+  inferenceGatewayBaseUrl = http://127.0.0.1:{port}/anthropic
+  inferenceCredentialKind = interactive
+  inferenceGatewayOidc = {{"issuer": "http://127.0.0.1:{port}", "clientId": "claude-desktop"}}
+"""
 
 
 async def _sync(settings: object, keyring: Keyring) -> None:

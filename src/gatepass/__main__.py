@@ -1,0 +1,5 @@
+"""`python -m gatepass`: the same as the `gatepass` command."""
+
+from gatepass.cli import main
+
+main()
