@@ -26,7 +26,7 @@ def test_dev_serves_a_working_gateway_with_a_printed_key(tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "gatepass.cli",
+            "gatepass",
             "dev",
             "--port",
             str(port),
