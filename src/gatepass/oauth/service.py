@@ -1,29 +1,41 @@
-"""The issuer: discovery, JWKS, authorize, token, userinfo, revoke; and token verification."""
+"""The issuer: discovery, JWKS, authorize, token, userinfo, revoke; and token verification.
+
+Endpoint map (each a small class with one `handle`):
+
+    GET  /.well-known/openid-configuration   metadata.DiscoveryEndpoint
+    GET  /oauth/jwks                         metadata.JwksEndpoint
+    GET  /oauth/authorize  (POST too)        authorize.AuthorizeEndpoint → broker.begin(...)
+         broker completion "authorize"       authorize.AuthorizeCompletion → continue page
+    POST /oauth/token                        token.TokenEndpoint → grants.Grants
+    GET  /oauth/userinfo   (POST too)        userinfo.UserinfoEndpoint
+    POST /oauth/revoke                       revoke.RevokeEndpoint
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-from gatepass.identity import LoginBroker
+from gatepass.identity import LoginBroker, SignedIn
+from gatepass.oauth.authorize import AuthorizeCompletion, AuthorizeEndpoint
+from gatepass.oauth.families import Families
+from gatepass.oauth.grants import Grants
+from gatepass.oauth.keys import SigningKeys
+from gatepass.oauth.metadata import DiscoveryEndpoint, JwksEndpoint
+from gatepass.oauth.revoke import RevokeEndpoint
+from gatepass.oauth.token import TokenEndpoint
+from gatepass.oauth.tokens import TokenClaims, TokenMinter, verify_token
+from gatepass.oauth.userinfo import UserinfoEndpoint
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
 
-
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
-    """What the proxy needs from a verified Gatepass token (id_token or access token)."""
-
-    subject: str  # the user's public_id
-    key_id: int
-    family_id: str  # the sign-in session (refresh-token family); revocable
-    client_id: str
-    expires_at: int  # Unix seconds
-    token_use: Literal["id", "access"]
-    email: str | None = None
+__all__ = ["OAuthService", "TokenClaims"]
 
 
 class OAuthService:
@@ -32,20 +44,121 @@ class OAuthService:
     def __init__(self, gateway: Gateway, broker: LoginBroker) -> None:
         self.gateway = gateway
         self.broker = broker
+        self.settings = gateway.settings
+        self.issuer = gateway.settings.issuer
+        self._keys: SigningKeys | None = None
+        self._families: Families | None = None
+        self._reloader: asyncio.Task[None] | None = None
+        broker.on_complete("authorize", self._complete_authorize)
 
     async def start(self) -> None:
-        return None
+        sign_in = self.settings.sign_in
+        self._keys = SigningKeys(self.gateway.sessions, self.gateway.keyring)
+        await self._keys.ensure()
+        self._families = Families(
+            self.gateway.sessions,
+            remember_for=max(sign_in.refresh_token_absolute_ttl, sign_in.access_token_ttl),
+            cache_ttl=self.settings.key_cache_ttl,
+        )
+        self._reloader = asyncio.create_task(self._keys.periodic_reload(), name="signing-keys")
 
     async def stop(self) -> None:
-        return None
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
+            self._reloader = None
+
+    @property
+    def keys(self) -> SigningKeys:
+        assert self._keys is not None, "OAuth service not started"
+        return self._keys
+
+    @property
+    def families(self) -> Families:
+        assert self._families is not None, "OAuth service not started"
+        return self._families
+
+    @property
+    def minter(self) -> TokenMinter:
+        return TokenMinter(self.keys, self.issuer, self.settings.sign_in.access_token_ttl)
 
     def routes(self) -> list[BaseRoute]:
-        return []
+        # Endpoints are built per request from the started collaborators: cheap, and it keeps
+        # `routes()` callable before `start()` (the app mounts routes at creation).
+        async def discovery(request: Request) -> Response:
+            return await DiscoveryEndpoint(self.issuer).handle(request)
+
+        async def jwks(request: Request) -> Response:
+            return await JwksEndpoint(self.keys).handle(request)
+
+        async def authorize(request: Request) -> Response:
+            return await AuthorizeEndpoint(self.gateway.sessions, self.broker, self.issuer).handle(
+                request
+            )
+
+        async def token(request: Request) -> Response:
+            grants = Grants(
+                self.gateway.sessions,
+                self.gateway.keyring,
+                self.minter,
+                self.families,
+                self.broker,
+                self.settings.sign_in,
+            )
+            return await TokenEndpoint(self.gateway.sessions, self.gateway.keyring, grants).handle(
+                request
+            )
+
+        async def userinfo(request: Request) -> Response:
+            return await UserinfoEndpoint(self.gateway.sessions, self.verify, self.families).handle(
+                request
+            )
+
+        async def revoke(request: Request) -> Response:
+            endpoint = RevokeEndpoint(
+                self.gateway.sessions, self.gateway.keyring, self.families, self.verify
+            )
+            return await endpoint.handle(request)
+
+        return [
+            Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
+            # Also with a trailing slash, served rather than redirected (Desktop follows none).
+            Route("/.well-known/openid-configuration/", discovery, methods=["GET"]),
+            Route("/oauth/jwks", jwks, methods=["GET"]),
+            Route("/oauth/authorize", authorize, methods=["GET", "POST"]),
+            Route("/oauth/token", token, methods=["POST"]),
+            Route("/oauth/userinfo", userinfo, methods=["GET", "POST"]),
+            Route("/oauth/revoke", revoke, methods=["POST"]),
+        ]
+
+    async def _complete_authorize(
+        self, request: Request, payload: dict[str, Any], signed_in: SignedIn
+    ) -> Response:
+        completion = AuthorizeCompletion(
+            self.gateway.sessions,
+            self.gateway.keyring,
+            self.issuer,
+            self.settings.sign_in.authorization_code_ttl,
+        )
+        return await completion(request, payload, signed_in)
+
+    async def rotate(self) -> str:
+        """Start signing with a new key; old keys verify for `signing_key_grace` seconds more."""
+        return await self.keys.rotate(self.settings.sign_in.signing_key_grace)
 
     async def verify(self, token: str) -> TokenClaims | None:
         """A Gatepass-issued JWT's claims if its signature, issuer, audience and expiry hold.
 
         CPU only once keys are loaded (an unknown `kid` may trigger one rate-limited reload).
-        Does not check user/key/family state: the proxy does that against its caches.
+        Does not check user/key/family state: the proxy does that against its caches, e.g.
+        with `is_family_revoked`.
         """
-        return None
+        if self._keys is None:
+            return None
+        return await verify_token(self._keys, self.issuer, token)
+
+    async def is_family_revoked(self, family_id: str) -> bool:
+        """Whether the token family (`TokenClaims.family_id`) was revoked; a "no" is cached
+        for `key_cache_ttl` seconds, a "yes" is remembered in this process."""
+        return await self.families.is_revoked(family_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Executable, delete, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, or_, select
@@ -78,7 +78,9 @@ async def mark_authorization_code_used(
     """True for exactly one caller per code: the one whose UPDATE changed the row."""
     statement = (
         update(AuthorizationCode)
-        .where(col(AuthorizationCode.code_hash) == code_hash, col(AuthorizationCode.used_at).is_(None))
+        .where(
+            col(AuthorizationCode.code_hash) == code_hash, col(AuthorizationCode.used_at).is_(None)
+        )
         .values(used_at=now)
     )
     return (await session.exec(statement)).rowcount == 1
@@ -131,6 +133,7 @@ async def revoke_family(
     )
     values = {"family_id": family_id, "revoked_at": now, "expires_at": forget_after}
     dialect = session.get_bind().dialect.name
+    statement: Executable
     if dialect == "sqlite":
         statement = sqlite_insert(RevokedFamily).values(values).on_conflict_do_nothing()
     elif dialect == "postgresql":
