@@ -27,6 +27,9 @@ from gatepass.sso import SsoService
 log = logging.getLogger("gatepass")
 
 EXPOSED_HEADERS = ["request-id", "retry-after", "x-should-retry"]
+# Clients that know only the base URL (`https://HOST/anthropic`) look for OAuth metadata and
+# endpoints under it; those are site routes, not proxied paths.
+SITE_PATHS_UNDER_PREFIX = (PREFIX + "/.well-known/", PREFIX + "/oauth/")
 
 
 def _health_routes(gateway: Gateway) -> list[Route]:
@@ -65,7 +68,9 @@ class Dispatcher:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
-            if path == PREFIX or path.startswith(PREFIX + "/"):
+            if (path == PREFIX or path.startswith(PREFIX + "/")) and not path.startswith(
+                SITE_PATHS_UNDER_PREFIX
+            ):
                 await self.proxy(scope, receive, send)
                 return
         await self.site(scope, receive, send)

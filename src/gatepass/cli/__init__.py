@@ -353,6 +353,46 @@ def keys_create(
     _print_issued(issued, as_json, "created")
 
 
+@keys_app.command("update")
+def keys_update(
+    name: str,
+    models: Annotated[str | None, typer.Option(help="New allow-list: model ids or '*'.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="New expiry, e.g. 30d or an ISO date.")
+    ] = None,
+    managed_settings: Annotated[
+        Path | None,
+        typer.Option(help="JSON file of Claude Code managed settings for this key's users."),
+    ] = None,
+    clear_managed_settings: Annotated[
+        bool, typer.Option(help="Stop serving managed settings for this key.")
+    ] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a key's models, expiry or managed settings; its secret stays the same."""
+    settings_doc: dict[str, Any] | None = None
+    if managed_settings is not None:
+        try:
+            settings_doc = json.loads(managed_settings.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise fail(f"{managed_settings}: not a readable JSON file ({exc})") from exc
+        if not isinstance(settings_doc, dict):
+            raise fail(f"{managed_settings}: managed settings must be a JSON object")
+    key = in_store(
+        settings_from(config),
+        lambda s: manage.update_key(
+            s,
+            name=name,
+            models=models,
+            expires=expires,
+            managed_settings=settings_doc,
+            clear_managed_settings=clear_managed_settings,
+        ),
+    )
+    emit(key_view(key), as_json, f"key {name} updated")
+
+
 @keys_app.command("list")
 def keys_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List keys (prefix only; secrets are never shown again)."""

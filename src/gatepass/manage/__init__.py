@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -298,3 +299,33 @@ async def rotate_key(session: AsyncSession, keyring: Keyring, *, name: str) -> I
     await bump_change_epoch(session)
     await session.flush()
     return IssuedKey(key, secret)
+
+
+async def update_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    models: str | Sequence[str] | None = None,
+    expires: str | None = None,
+    managed_settings: dict[str, Any] | None = None,
+    clear_managed_settings: bool = False,
+) -> VirtualKey:
+    """Change a key's allow-list, expiry or Claude Code managed settings (secret unchanged)."""
+    key = await _key(session, name)
+    if models is not None:
+        allowed = parse_models(models)
+        await _check_models_exist(session, allowed)
+        key.allowed_models = allowed
+    if expires is not None:
+        key.expires_at = parse_expiry(expires)
+    if managed_settings is not None and clear_managed_settings:
+        raise ManageError("give managed settings or clear them, not both")
+    if managed_settings is not None:
+        key.managed_settings = managed_settings
+    if clear_managed_settings:
+        key.managed_settings = None
+    key.updated_at = utcnow()
+    session.add(key)
+    await bump_change_epoch(session)
+    await session.flush()
+    return key

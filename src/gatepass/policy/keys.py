@@ -33,6 +33,7 @@ def principal_from_row(row: VirtualKey) -> Principal:
         allowed_models=tuple(row.allowed_models or ()),
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
+        managed_settings=row.managed_settings,
     )
 
 

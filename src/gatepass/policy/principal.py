@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from gatepass.policy.catalog import Catalog, Route
 
@@ -18,6 +19,7 @@ class Principal:
     expires_at: datetime | None
     revoked: bool
     user_email: str | None = None
+    managed_settings: dict[str, Any] | None = field(default=None, compare=False)
 
     def may_use(self, route: Route, catalog: Catalog) -> bool:
         """Whether the allow-list admits the route's canonical model.

@@ -19,12 +19,19 @@ from gatepass.policy.keys import Denial
 from gatepass.policy.principal import Principal
 from gatepass.policy.tokens import looks_like_jwt
 from gatepass.proxy import errors
+from gatepass.proxy.claude_code import (
+    MAX_TELEMETRY_BYTES,
+    TELEMETRY_PATHS,
+    matches_etag,
+    settings_document,
+)
 from gatepass.proxy.errors import GatewayError
 from gatepass.proxy.models_list import model_object, model_page
 from gatepass.proxy.relay import Outcome, Receive, Send
 from gatepass.proxy.request import (
     ClientGone,
     credentials,
+    header,
     parse_messages_body,
     read_body,
     with_model,
@@ -81,6 +88,14 @@ class AnthropicProxy:
                 if method not in ("GET", "HEAD"):
                     raise _method_not_allowed(method)
                 await self._models(scope, send, path, request_id)
+            elif path == "/managed/settings":
+                if method not in ("GET", "HEAD"):
+                    raise _method_not_allowed(method)
+                await self._managed_settings(scope, send, request_id)
+            elif path in TELEMETRY_PATHS:
+                if method != "POST":
+                    raise _method_not_allowed(method)
+                await self._telemetry(scope, receive, send, request_id)
             elif path in EMPTY_OK_PATHS and method in ("GET", "HEAD"):
                 await _send_json(send, 200, {}, request_id)
             elif path.startswith("/v1/"):
@@ -205,13 +220,59 @@ class AnthropicProxy:
             raise errors.not_found(f"model: {wanted!r} not found")
         await _send_json(send, 200, model_object(route), request_id, head=scope["method"] == "HEAD")
 
+    async def _managed_settings(self, scope: Scope, send: Send, request_id: str) -> None:
+        principal = await self.authenticate(scope)
+        if principal.managed_settings is None:
+            raise errors.not_found("No managed settings for this key")
+        document, checksum = settings_document(principal.key_id, principal.managed_settings)
+        etag = f'"{checksum}"'.encode()
+        if matches_etag(header(scope, b"if-none-match"), checksum):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 304,
+                    "headers": [(b"etag", etag), (b"request-id", request_id.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _send_json(
+            send, 200, document, request_id, head=scope["method"] == "HEAD", extra=[(b"etag", etag)]
+        )
+
+    async def _telemetry(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        await self.authenticate(scope)
+        await read_body(scope, receive, MAX_TELEMETRY_BYTES)
+        content_type = header(scope, b"content-type") or b""
+        if content_type.startswith(b"application/json"):
+            await _send_json(send, 200, {}, request_id)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/x-protobuf"),
+                    (b"content-length", b"0"),
+                    (b"request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
 
 def _method_not_allowed(method: str) -> GatewayError:
     return GatewayError(405, "invalid_request_error", f"Method {method} is not allowed here")
 
 
 async def _send_json(
-    send: Send, status: int, payload: Any, request_id: str, *, head: bool = False
+    send: Send,
+    status: int,
+    payload: Any,
+    request_id: str,
+    *,
+    head: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     body = orjson.dumps(payload)
     await send(
@@ -222,6 +283,7 @@ async def _send_json(
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"request-id", request_id.encode()),
+                *(extra or []),
             ],
         }
     )

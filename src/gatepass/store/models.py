@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
@@ -54,6 +55,8 @@ class VirtualKey(SQLModel, table=True):
     allowed_models: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     expires_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # Claude Code managed settings served at /managed/settings to this key's users (None: 404)
+    managed_settings: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
 
