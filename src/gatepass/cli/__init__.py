@@ -421,6 +421,7 @@ def keys_rotate(name: str, config: ConfigOption = None, as_json: JsonOption = Fa
 
 
 from gatepass.cli import identity as _identity  # noqa: E402, F401  (registers its commands)
+from gatepass.cli import login as _login  # noqa: E402, F401
 
 
 def main() -> None:
