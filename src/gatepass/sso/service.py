@@ -1,15 +1,30 @@
-"""The relying party: sign browsers in at corporate IdPs and map them to virtual keys."""
+"""The relying party: sign browsers in at corporate IdPs and map them to virtual keys.
+
+    begin ──302──▶ IdP /authorize ──302──▶ GET /sso/callback/{idp} ──▶ completion(purpose)
+      └─(several IdPs)─▶ chooser page ──POST /sso/choose──▶ IdP /authorize ...
+
+Modules: `login` (begin, chooser), `callback` (the IdP's answer), `recheck` (on refresh),
+`assertion` + `id_token` + `claims` (what the IdP's tokens say, checked), `discovery`
+(metadata and keys, cached), `exchange` (token endpoint), `people` (users and mappings),
+`http` (the outbound pool), `pages`, `audit`, `errors`.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from gatepass.identity import Completion, Purpose, Recheck
+from gatepass.sso.callback import Callback
+from gatepass.sso.discovery import Directory
+from gatepass.sso.http import TIMEOUT, IdpHttp
+from gatepass.sso.login import CHOOSE_PATH, Login
+from gatepass.sso.recheck import Rechecker
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
@@ -17,23 +32,36 @@ if TYPE_CHECKING:
 
 class SsoService:
     """Implements `gatepass.identity.LoginBroker`. Constructed at app creation (no I/O);
-    `start()`/`stop()` run in the lifespan."""
+    `start()`/`stop()` run in the lifespan. `transport` replaces the network toward IdPs."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self.gateway = gateway
-        self._completions: dict[str, Completion] = {}
+        self.http = IdpHttp(transport, timeout=timeout)
+        self.directory = Directory(self.http)
+        self._login = Login(gateway, self.http, self.directory)
+        self._callback = Callback(self._login)
+        self._rechecker = Rechecker(gateway, self.http, self.directory)
 
     async def start(self) -> None:
-        return None
+        await self.http.start()
 
     async def stop(self) -> None:
-        return None
+        await self.http.stop()
 
     def routes(self) -> list[BaseRoute]:
-        return []
+        return [
+            Route("/sso/callback/{idp}", self._callback.handle, methods=["GET"]),
+            Route(CHOOSE_PATH, self._login.choose, methods=["POST"]),
+        ]
 
     def on_complete(self, purpose: Purpose, completion: Completion) -> None:
-        self._completions[purpose] = completion
+        self._login.completions[purpose] = completion
 
     async def begin(
         self,
@@ -43,7 +71,11 @@ class SsoService:
         payload: dict[str, Any],
         login_hint: str | None = None,
     ) -> Response:
-        raise NotImplementedError
+        """Start a sign-in at the right IdP (or show the chooser) for this browser."""
+        return await self._login.begin(
+            request, purpose=purpose, payload=payload, login_hint=login_hint
+        )
 
     async def recheck(self, user_id: int, auth_time: datetime) -> Recheck:
-        raise NotImplementedError
+        """Whether the person may keep their session (called on every token refresh)."""
+        return await self._rechecker.recheck(user_id, auth_time)

@@ -52,19 +52,11 @@ async def use_pending_login(session: AsyncSession, *, pending_id: int, now: date
 
 async def delete_stale_pending_logins(session: AsyncSession, *, before: datetime) -> int:
     """Forget sign-ins that expired before `before` (used or not)."""
-    result = await session.exec(
-        delete(PendingLogin).where(col(PendingLogin.expires_at) < before)
-    )
+    result = await session.exec(delete(PendingLogin).where(col(PendingLogin.expires_at) < before))
     return int(result.rowcount or 0)
 
 
 # users
-
-
-async def get_user_for_update(session: AsyncSession, *, user_id: int) -> User | None:
-    """The user row, locked until the transaction ends where the database can lock rows."""
-    query = select(User).where(User.id == user_id).with_for_update()
-    return (await session.exec(query)).first()
 
 
 def save_user(session: AsyncSession, user: User) -> None:

@@ -1,0 +1,69 @@
+"""The pages a person sees during sign-in: the IdP chooser, and what went wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.responses import HTMLResponse
+
+from gatepass.sso.errors import LoginDenied, LoginError
+from gatepass.store.identity import IdpConnection
+from gatepass.web import page
+
+NO_MAPPING_HINT = (
+    "Ask your Gatepass administrator (usually the security team) to give your group or "
+    "your email address access, then sign in again."
+)
+
+
+def failure_page(
+    error: LoginError, *, reference: str, email: str | None = None, idp_name: str | None = None
+) -> HTMLResponse:
+    """A clear page for any failed sign-in; `reference` ties it to the audit event."""
+    if isinstance(error, LoginDenied) and email is not None:
+        return page(
+            "sso/no_access.html",
+            {
+                "message": error.message,
+                "hint": error.hint,
+                "email": email,
+                "idp_name": idp_name,
+                "reference": reference,
+            },
+            status=error.status,
+        )
+    return page(
+        "message.html",
+        {
+            "title": error.title,
+            "message": error.message,
+            "hint": error.hint,
+            "error": True,
+            "reference": reference,
+        },
+        status=error.status,
+    )
+
+
+def no_access(reason: str) -> LoginDenied:
+    """The person signed in fine, but no mapping (or no usable key) gives them access."""
+    messages = {
+        "no_mapping": "You signed in successfully, but no access rule gives your account "
+        "access to Gatepass.",
+        "key_revoked": "You signed in successfully, but the key your access rule points to "
+        "has been revoked.",
+        "key_expired": "You signed in successfully, but the key your access rule points to "
+        "has expired.",
+    }
+    return LoginDenied(reason, messages.get(reason, messages["no_mapping"]), hint=NO_MAPPING_HINT)
+
+
+def chooser_page(
+    idps: Sequence[IdpConnection], *, login: str, action: str, minutes: int
+) -> HTMLResponse:
+    """One button per IdP; each continues the same pending sign-in (`login`)."""
+    choices = [{"name": idp.name, "label": idp.name} for idp in idps]
+    return page(
+        "sso/choose.html",
+        {"idps": choices, "login": login, "action": action, "minutes": minutes},
+    )
