@@ -39,6 +39,7 @@ class ProviderMetadata:
 class _Keys:
     keys: tuple[Key, ...]
     fetched_at: float
+    forced_at: float | None = None  # when an unknown kid last made us refetch
 
 
 def _endpoint(document: dict[str, Any], name: str, *, required: bool) -> str | None:
@@ -129,13 +130,19 @@ class Directory:
             if cached is not None and not self._stale(cached, refresh):
                 return cached.keys
             document = await self.http.get_json(metadata.jwks_uri, what="jwks")
-            keys = _import_keys(document)
-            self._keys[issuer] = _Keys(keys, self.clock())
-            return keys
+            now = self.clock()
+            forced = now if refresh else (cached.forced_at if cached else None)
+            self._keys[issuer] = _Keys(_import_keys(document), now, forced)
+            return self._keys[issuer].keys
 
     def _stale(self, cached: _Keys, refresh: bool) -> bool:
-        age = self.clock() - cached.fetched_at
-        return age >= self.ttl or (refresh and age >= self.refetch_interval)
+        now = self.clock()
+        if now - cached.fetched_at >= self.ttl:
+            return True
+        if not refresh:
+            return False
+        # A forced refetch is granted once per interval, however many unknown kids arrive.
+        return cached.forced_at is None or now - cached.forced_at >= self.refetch_interval
 
     def forget(self, issuer: str) -> None:
         """Drop what is cached for `issuer` (e.g. after its connection changed)."""
