@@ -4,7 +4,7 @@ Claims (both kinds): `iss`, `sub` (the user's public id), `aud`, `iat`, `exp`, `
 `sid` (the token family, i.e. the sign-in session, revocable), `gatepass_key_id` (the id of
 the virtual key the user was mapped to), `email`.
 - id_token (OIDC Core §2): header `typ: JWT`; `aud` = `azp` = the client id; `name`,
-  `groups`, `nonce` (when the authorization request had one).
+  `groups`, `nonce` (when the authorization request had one), `jti`.
 - access token (RFC 9068): header `typ: at+jwt`; `aud` = the resource `{issuer}/anthropic`;
   `client_id`, `scope`, `jti`.
 """
@@ -100,7 +100,12 @@ class TokenMinter:
         """OIDC Core §2: `aud` is the client id."""
         now = int(time.time()) if now is None else now
         claims = self._common(grant, now)
-        claims.update(aud=grant.client_id, azp=grant.client_id, groups=list(grant.groups))
+        claims.update(
+            aud=grant.client_id,
+            azp=grant.client_id,
+            groups=list(grant.groups),
+            jti=secrets.token_urlsafe(16),  # each refresh yields a distinct token, same second too
+        )
         if grant.name is not None:
             claims["name"] = grant.name
         if grant.nonce is not None:
