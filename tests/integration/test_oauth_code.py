@@ -286,3 +286,16 @@ def test_secret_of_another_client_does_not_authenticate(issuer: Issuer) -> None:
         headers=_basic(WEB_APP, issuer.web_secret),
     )
     _assert_error(response, "invalid_grant")  # bound to claude-desktop, not web-app
+
+
+def test_a_user_disabled_before_redeeming_gets_no_tokens(issuer: Issuer) -> None:
+    from gatepass.store.identity import User
+
+    callback = issuer.sign_in()
+
+    async def disable(session: AsyncSession) -> None:
+        await session.exec(update(User).values(disabled=True))
+
+    issuer.store(disable)
+    _assert_error(issuer.redeem(callback), "invalid_grant")
+    _assert_error(issuer.redeem(callback), "invalid_grant")  # and the code is spent

@@ -96,3 +96,59 @@ def test_a_confidential_client_with_a_wrong_secret_is_refused(issuer: Issuer) ->
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_revoking_bumps_the_change_epoch_so_proxies_drop_cached_sessions(issuer: Issuer) -> None:
+    from gatepass.store.identity_queries import read_change_epoch
+
+    tokens = issuer.tokens()
+    before = issuer.store(read_change_epoch)
+    _revoke(issuer, tokens.refresh_token)
+    assert issuer.store(read_change_epoch) == before + 1
+
+
+def test_purge_forgets_dead_rows_and_keeps_live_ones(issuer: Issuer) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+    from sqlmodel import func, select
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from gatepass.store.oauth import AuthorizationCode, RefreshToken, RevokedFamily
+    from gatepass.store.types import utcnow
+
+    dead, live = issuer.tokens(), issuer.tokens()
+    _revoke(issuer, dead.refresh_token)
+    dead_family = issuer.run(issuer.service.verify(dead.id_token))
+    assert dead_family is not None
+    long_ago = utcnow() - timedelta(days=2)
+
+    async def age(session: AsyncSession) -> None:
+        family = dead_family.family_id
+        await session.exec(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family)
+            .values(family_expires_at=long_ago)
+        )
+        await session.exec(
+            update(RevokedFamily)
+            .where(RevokedFamily.family_id == family)
+            .values(expires_at=long_ago)
+        )
+        await session.exec(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.family_id == family)
+            .values(expires_at=long_ago)
+        )
+
+    issuer.store(age)
+    issuer.run(issuer.service.purge())
+
+    async def counts(session: AsyncSession) -> tuple[int, int, int]:
+        tokens = (await session.exec(select(func.count()).select_from(RefreshToken))).one()
+        codes = (await session.exec(select(func.count()).select_from(AuthorizationCode))).one()
+        families = (await session.exec(select(func.count()).select_from(RevokedFamily))).one()
+        return tokens, codes, families
+
+    assert issuer.store(counts) == (1, 1, 0)
+    assert issuer.refresh(live.refresh_token).status_code == 200

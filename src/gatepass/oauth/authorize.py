@@ -227,7 +227,6 @@ class AuthorizeCompletion:
                     expires_at=now + timedelta(seconds=self.code_ttl),
                 ),
             )
-            await q.delete_expired_authorization_codes(session, before=now - timedelta(days=1))
             await session.commit()
         location = with_query(target, {"code": code, "state": pending.state, "iss": self.issuer})
         return page(

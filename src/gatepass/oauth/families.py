@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from gatepass.store import identity_queries
 from gatepass.store import oauth_queries as q
 from gatepass.store.db import SessionMaker
 from gatepass.store.types import utcnow
@@ -35,6 +36,8 @@ class Families:
                 now=now,
                 forget_after=now + timedelta(seconds=self._remember_for),
             )
+            # Every replica's proxy drops its cached sessions on the next epoch poll.
+            await identity_queries.bump_change_epoch(session)
             await session.commit()
         self._cache.pop(family_id, None)
         self._remember_revoked(family_id)

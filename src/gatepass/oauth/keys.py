@@ -145,15 +145,6 @@ class SigningKeys:
             self._signer = None
         self._public = public
 
-    async def periodic_reload(self) -> None:
-        """Re-read keys forever, so a rotation on another replica reaches this one."""
-        while True:
-            await asyncio.sleep(PERIODIC_RELOAD_INTERVAL)
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("signing key reload failed; keeping the keys in memory")
-
     @property
     def signer(self) -> tuple[str, RSAKey]:
         """(kid, private key) to sign new tokens with."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -25,17 +27,22 @@ from gatepass.identity import LoginBroker, SignedIn
 from gatepass.oauth.authorize import AuthorizeCompletion, AuthorizeEndpoint
 from gatepass.oauth.families import Families
 from gatepass.oauth.grants import Grants
-from gatepass.oauth.keys import SigningKeys
+from gatepass.oauth.keys import PERIODIC_RELOAD_INTERVAL, SigningKeys
 from gatepass.oauth.metadata import DiscoveryEndpoint, JwksEndpoint
 from gatepass.oauth.revoke import RevokeEndpoint
 from gatepass.oauth.token import TokenEndpoint
 from gatepass.oauth.tokens import TokenClaims, TokenMinter, verify_token
 from gatepass.oauth.userinfo import UserinfoEndpoint
+from gatepass.store import oauth_queries as q
+from gatepass.store.types import utcnow
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
 
 __all__ = ["OAuthService", "TokenClaims"]
+
+log = logging.getLogger("gatepass.oauth")
+MAINTENANCE_INTERVAL = PERIODIC_RELOAD_INTERVAL  # seconds
 
 
 class OAuthService:
@@ -60,7 +67,7 @@ class OAuthService:
             remember_for=max(sign_in.refresh_token_absolute_ttl, sign_in.access_token_ttl),
             cache_ttl=self.settings.key_cache_ttl,
         )
-        self._reloader = asyncio.create_task(self._keys.periodic_reload(), name="signing-keys")
+        self._reloader = asyncio.create_task(self._maintain(), name="oauth-maintenance")
 
     async def stop(self) -> None:
         if self._reloader is not None:
@@ -68,6 +75,25 @@ class OAuthService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloader
             self._reloader = None
+
+    async def _maintain(self) -> None:
+        """Re-read signing keys (rotations on other replicas) and forget dead rows, forever."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            try:
+                await self.keys.reload()
+                await self.purge()
+            except Exception:
+                log.exception("OAuth maintenance failed; keeping the state in memory")
+
+    async def purge(self) -> None:
+        """Delete codes, refresh tokens and revoked families that can no longer matter."""
+        cutoff = utcnow() - timedelta(days=1)  # kept a day longer for investigations
+        async with self.gateway.sessions() as session:
+            await q.delete_expired_authorization_codes(session, before=cutoff)
+            await q.delete_dead_refresh_tokens(session, before=cutoff)
+            await q.delete_forgotten_families(session, before=cutoff)
+            await session.commit()
 
     @property
     def keys(self) -> SigningKeys:

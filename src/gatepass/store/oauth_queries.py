@@ -119,6 +119,12 @@ async def mark_refresh_token_used(session: AsyncSession, *, token_id: int, now: 
     return (await session.exec(statement)).rowcount == 1
 
 
+async def delete_dead_refresh_tokens(session: AsyncSession, *, before: datetime) -> int:
+    """Forget refresh tokens whose family outlived its absolute lifetime before `before`."""
+    statement = delete(RefreshToken).where(col(RefreshToken.family_expires_at) < before)
+    return (await session.exec(statement)).rowcount
+
+
 # token families (one sign-in session each)
 
 
