@@ -74,6 +74,7 @@ def test_unverified_email_is_accepted_when_the_connection_does_not_require_it(
         from gatepass.store import identity_queries
 
         idp = await identity_queries.get_idp(session, name="corp")
+        assert idp is not None
         idp.require_verified_email = False
         session.add(idp)
 

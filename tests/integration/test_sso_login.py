@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -176,6 +178,7 @@ def test_groups_can_come_from_a_nested_claim_path(make_site: SiteFactory) -> Non
         from gatepass.store import identity_queries
 
         idp = await identity_queries.get_idp(session, name="corp")
+        assert idp is not None
         idp.groups_claim = "realm_access.roles"
         session.add(idp)
 
@@ -220,11 +223,15 @@ def test_login_hint_domain_picks_the_idp_that_allows_it(
     assert body["key_id"] == site.key_id("sales-key")
 
 
+def choices(page: str) -> dict[str, str]:
+    """The chooser's links, by IdP name."""
+    found = re.findall(r'<a class="button" id="idp-([^"]+)" href="([^"]+)"', page)
+    return {name: html.unescape(href) for name, href in found}
+
+
 def test_without_a_usable_hint_several_idps_get_a_chooser_that_continues_the_sign_in(
     make_site: SiteFactory, other_idp: IdpHandle
 ) -> None:
-    from idp_dev.testing import parse_form
-
     site = make_site()
     site.add_idp("other", other_idp.issuer, ["other.example"])
     for hint in (None, "someone@elsewhere.example", "not-an-email"):
@@ -233,15 +240,13 @@ def test_without_a_usable_hint_several_idps_get_a_chooser_that_continues_the_sig
             assert page.status_code == 200
             assert page.headers["content-type"].startswith("text/html")
             assert page.headers["x-frame-options"] == "DENY"
-            assert 'id="idp-corp"' in page.text
-            assert 'id="idp-other"' in page.text
+            assert set(choices(page.text)) == {"corp", "other"}
             assert any(name.startswith("gatepass_sso_") for name in http.cookies)
 
     with site.browser() as http:
-        page = site.begin(http)
-        form = parse_form(page.text)
-        assert form.action == "/sso/choose"
-        chosen = http.post(f"{site.url}/sso/choose", data={**form.hidden, "idp": "corp"})
+        links = choices(site.begin(http).text)
+        assert urlsplit(links["corp"]).path == "/sso/choose"
+        chosen = http.get(site.url + links["corp"])
         assert chosen.status_code == 302
         assert chosen.headers["location"].startswith(site.idp.issuer + "/authorize?")
         callback = idp_sign_in(http, chosen.headers["location"], ALICE)
@@ -250,19 +255,34 @@ def test_without_a_usable_hint_several_idps_get_a_chooser_that_continues_the_sig
     assert body["key_id"] == site.key_id("eng-key")
 
 
+def test_the_chooser_link_can_be_followed_again_to_pick_another_idp(
+    make_site: SiteFactory, other_idp: IdpHandle
+) -> None:
+    site = make_site()
+    site.add_idp("other", other_idp.issuer, ["other.example"])
+    site.add_mapping(idp="other", group="sales", key="sales-key")
+    with site.browser() as http:
+        links = choices(site.begin(http).text)
+        first = http.get(site.url + links["corp"]).headers["location"]
+        second = http.get(site.url + links["other"]).headers["location"]  # changed their mind
+        assert second.startswith(other_idp.issuer)
+        stale = idp_sign_in(http, first, ALICE)
+        refused_response = http.get(stale)
+        assert refused_response.status_code == 400  # the sign-in now belongs to "other"
+    assert site.completed == []
+
+
 def test_the_chooser_refuses_another_browser_and_unknown_idps(
     make_site: SiteFactory, other_idp: IdpHandle
 ) -> None:
-    from idp_dev.testing import parse_form
-
     site = make_site()
     site.add_idp("other", other_idp.issuer, ["other.example"])
     with site.browser() as http:
-        form = parse_form(site.begin(http).text)
-        unknown = http.post(f"{site.url}/sso/choose", data={**form.hidden, "idp": "nope"})
+        links = choices(site.begin(http).text)
+        unknown = http.get(site.url + links["corp"].replace("idp=corp", "idp=nope"))
         assert unknown.status_code == 400
     with site.browser() as stranger:
-        stolen = stranger.post(f"{site.url}/sso/choose", data={**form.hidden, "idp": "corp"})
+        stolen = stranger.get(site.url + links["corp"])
     assert stolen.status_code == 400
     reasons = [e.detail["reason"] for e in site.audit("login.failure")]
     assert reasons == ["choice_invalid", "browser_mismatch"]
@@ -298,6 +318,34 @@ def idp_sign_in(http, url: str, who: tuple[str, str]) -> str:  # type: ignore[no
     from idp_dev.testing import sign_in
 
     return sign_in(http, url, login=who[0], password=who[1])
+
+
+def test_the_purpose_and_payload_reach_that_purposes_completion_unchanged(
+    make_site: SiteFactory,
+) -> None:
+    site = make_site()
+    payload = {"client_id": "claude-desktop", "state": "s-1", "scope": ["openid"], "n": 3}
+    with site.browser() as http:
+        started = site.begin(http, purpose="authorize", payload=payload)
+        callback = idp_sign_in(http, started.headers["location"], ALICE)
+        body = http.get(callback).json()
+    assert body["purpose"] == "authorize"
+    assert body["payload"] == payload
+    assert [c.purpose for c in site.completed] == ["authorize"]
+
+
+def test_the_binding_cookie_is_secure_when_the_public_url_is_https(
+    make_site: SiteFactory,
+) -> None:
+    site = make_site(public_url="https://gatepass.example")
+    with site.browser() as http:
+        response = site.begin(http)
+    assert response.status_code == 302
+    assert "secure" in response.headers["set-cookie"].lower()
+    assert (
+        "redirect_uri=https%3A%2F%2Fgatepass.example%2Fsso%2Fcallback%2Fcorp"
+        in (response.headers["location"])
+    )
 
 
 def test_the_app_mounts_the_callback_route(signin) -> None:  # type: ignore[no-untyped-def]

@@ -187,7 +187,7 @@ def test_the_chooser_cannot_reopen_a_spent_sign_in(make_site: SiteFactory) -> No
     site.completed.clear()
     state = callback_params(callback)["state"]
     with site.browser() as http:
-        response = http.post(f"{site.url}/sso/choose", data={"login": state, "idp": "corp"})
+        response = http.get(f"{site.url}/sso/choose", params={"login": state, "idp": "corp"})
     assert response.status_code == 400
     assert site.completed == []
 
@@ -211,3 +211,23 @@ def test_with_no_idp_configured_begin_says_so(make_site: SiteFactory) -> None:
     with site.browser() as http:
         response = site.begin(http)
     refused(site, response, "no_idp", status=503)
+
+
+def test_sign_ins_long_expired_are_forgotten_when_new_ones_begin(make_site: SiteFactory) -> None:
+    site = make_site()
+    with site.browser() as http:
+        site.begin(http)
+
+    async def age(session: AsyncSession) -> None:
+        pending = (await session.exec(select(PendingLogin))).one()
+        pending.expires_at = utcnow() - timedelta(days=2)
+        session.add(pending)
+
+    site.store(age)
+    with site.browser() as http:
+        site.begin(http)
+
+    async def count(session: AsyncSession) -> int:
+        return len((await session.exec(select(PendingLogin))).all())
+
+    assert site.store(count) == 1

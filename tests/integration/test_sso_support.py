@@ -33,7 +33,7 @@ from starlette.routing import Route
 from gatepass import manage
 from gatepass.config import Settings, load_settings
 from gatepass.devtools.server import bind_loopback, serve_in_thread, socket_url
-from gatepass.identity import Purpose, Recheck, SignedIn
+from gatepass.identity import Completion, Purpose, Recheck, SignedIn
 from gatepass.manage import identity as identity_ops
 from gatepass.runtime import Gateway
 from gatepass.sso import SsoService
@@ -201,23 +201,29 @@ def _app(sso: SsoService, gateway: Gateway, completed: list[Completed]) -> Starl
             login_hint=request.query_params.get("hint"),
         )
 
-    async def complete(request: Request, payload: dict[str, Any], identity: SignedIn) -> Response:
-        completed.append(Completed("admin", payload, identity))
-        return JSONResponse(
-            {
-                "payload": payload,
-                "user_id": identity.user_id,
-                "public_id": identity.public_id,
-                "email": identity.email,
-                "groups": list(identity.groups),
-                "key_id": identity.key_id,
-                "role": identity.role,
-                "idp": identity.idp_name,
-            }
-        )
+    def completion(purpose: Purpose) -> Completion:
+        async def complete(
+            request: Request, payload: dict[str, Any], identity: SignedIn
+        ) -> Response:
+            completed.append(Completed(purpose, payload, identity))
+            return JSONResponse(
+                {
+                    "purpose": purpose,
+                    "payload": payload,
+                    "user_id": identity.user_id,
+                    "public_id": identity.public_id,
+                    "email": identity.email,
+                    "groups": list(identity.groups),
+                    "key_id": identity.key_id,
+                    "role": identity.role,
+                    "idp": identity.idp_name,
+                }
+            )
 
-    for purpose in ("admin", "authorize"):
-        sso.on_complete(purpose, complete)  # type: ignore[arg-type]
+        return complete
+
+    sso.on_complete("admin", completion("admin"))
+    sso.on_complete("authorize", completion("authorize"))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -145,8 +145,8 @@ async def test_forged_algorithms_are_refused(http_for: Any) -> None:
         assert await refusal(token, directory) == "id_token_algorithm", alg
     # HMAC keyed with the public key's PEM, the classic confusion forgery (joserfc itself
     # refuses to build such a key, so sign by hand)
-    header = b64(json.dumps({"alg": "HS256", "kid": "k1", "typ": "JWT"}).encode())
-    signing_input = f"{header}.{body}"
+    hs_header = b64(json.dumps({"alg": "HS256", "kid": "k1", "typ": "JWT"}).encode())
+    signing_input = f"{hs_header}.{body}"
     mac = hmac.new(key.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
     forged = f"{signing_input}.{b64(mac)}"
     assert await refusal(forged, directory) == "id_token_algorithm"

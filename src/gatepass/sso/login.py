@@ -131,6 +131,10 @@ class Login:
         state_hash = self._hash(state)
         ttl = self.gateway.settings.sign_in.login_ttl
         async with self.gateway.sessions() as session:
+            # forget attempts long over (kept a day for the audit trail's sake); indexed
+            await sso_queries.delete_stale_pending_logins(
+                session, before=utcnow() - timedelta(days=1)
+            )
             sso_queries.add_pending_login(
                 session,
                 PendingLogin(
@@ -183,9 +187,11 @@ class Login:
         return RedirectResponse(str(url), status_code=302, headers={"cache-control": "no-store"})
 
     async def choose(self, request: Request) -> Response:
-        """POST /sso/choose: continue a pending sign-in at the IdP the person picked."""
-        form = await request.form()
-        login, chosen = form.get("login"), form.get("idp")
+        """GET /sso/choose: continue a pending sign-in at the IdP the person picked.
+
+        A link, not a form: browsers apply CSP `form-action` to every redirect that follows
+        a form submission, so a POST here could not go on to the IdP's origin."""
+        login, chosen = request.query_params.get("login"), request.query_params.get("idp")
         name = chosen[:100] if isinstance(chosen, str) else None
         purpose = None
         try:

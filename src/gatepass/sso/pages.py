@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlencode
 
 from starlette.responses import HTMLResponse
 
@@ -62,8 +63,15 @@ def chooser_page(
     idps: Sequence[IdpConnection], *, login: str, action: str, minutes: int
 ) -> HTMLResponse:
     """One button per IdP; each continues the same pending sign-in (`login`)."""
-    choices = [{"name": idp.name, "label": idp.name} for idp in idps]
+    choices = [
+        {
+            "name": idp.name,
+            "label": idp.name,
+            "href": f"{action}?{urlencode({'login': login, 'idp': idp.name})}",
+        }
+        for idp in idps
+    ]
     return page(
         "sso/choose.html",
-        {"idps": choices, "login": login, "action": action, "minutes": minutes},
+        {"idps": choices, "minutes": minutes},
     )

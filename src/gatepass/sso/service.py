@@ -1,7 +1,7 @@
 """The relying party: sign browsers in at corporate IdPs and map them to virtual keys.
 
     begin ──302──▶ IdP /authorize ──302──▶ GET /sso/callback/{idp} ──▶ completion(purpose)
-      └─(several IdPs)─▶ chooser page ──POST /sso/choose──▶ IdP /authorize ...
+      └─(several IdPs)─▶ chooser page ──GET /sso/choose──▶ IdP /authorize ...
 
 Modules: `login` (begin, chooser), `callback` (the IdP's answer), `recheck` (on refresh),
 `assertion` + `id_token` + `claims` (what the IdP's tokens say, checked), `discovery`
@@ -57,7 +57,7 @@ class SsoService:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/sso/callback/{idp}", self._callback.handle, methods=["GET"]),
-            Route(CHOOSE_PATH, self._login.choose, methods=["POST"]),
+            Route(CHOOSE_PATH, self._login.choose, methods=["GET"]),
         ]
 
     def on_complete(self, purpose: Purpose, completion: Completion) -> None:
