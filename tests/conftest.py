@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,8 +56,13 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_async(action: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(action())  # type: ignore[arg-type]
+def in_fresh_loop(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on a new event loop in a worker thread.
+
+    A thread, because a test may already run a loop in the main one (Playwright's sync API).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, action()).result()
 
 
 class Harness:
@@ -87,7 +93,7 @@ class Harness:
             finally:
                 await engine.dispose()
 
-        return asyncio.run(run())
+        return in_fresh_loop(run)
 
     def create_key(self, name: str, models: str = "*", expires: str | None = None) -> str:
         issued = self.store(
@@ -97,7 +103,8 @@ class Harness:
 
     def revoke_key(self, name: str) -> None:
         self.store(lambda s: manage.revoke_key(s, name=name))
-        self.gateway.keys.invalidate()
+        self.gateway.keys.invalidate()  # what the change epoch does within a second
+        self.gateway.tokens.invalidate()
 
     def refresh_catalog(self) -> None:
         """Make the running gateway re-read routes now (instead of on its timer)."""

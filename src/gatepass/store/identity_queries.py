@@ -109,6 +109,7 @@ async def load_session_state(
     """The user and key behind a token, and whether its session was revoked: one query."""
     query = (
         select(User, VirtualKey, RevokedFamily.family_id)
+        .select_from(User)
         .join(VirtualKey, col(VirtualKey.id) == key_id)
         .outerjoin(RevokedFamily, col(RevokedFamily.family_id) == family_id)
         .where(User.public_id == public_id)
