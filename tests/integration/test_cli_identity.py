@@ -287,3 +287,10 @@ def test_apply_refuses_a_mapping_with_both_group_and_email(config: Path, tmp_pat
         '[[mappings]]\nidp = "x"\nkey = "k"\ngroup = "g"\nemail = "a@b.c"\n', encoding="utf-8"
     )
     assert "exactly one of group or email" in failed("apply", str(bad), config=config)
+
+
+def test_signing_keys_rotate_prints_a_new_key_id_each_time(config: Path) -> None:
+    first = json.loads(ok("signing-keys", "rotate", "--json", config=config).stdout)
+    second = json.loads(ok("signing-keys", "rotate", "--json", config=config).stdout)
+    assert first["kid"] != second["kid"]
+    assert first["grace_seconds"] == 86400

@@ -272,3 +272,19 @@ def users_enable(email: str, config: ConfigOption = None) -> None:
     """Re-enable a disabled user."""
     in_store(settings_from(config), lambda s: ops.set_user_disabled(s, email=email, disabled=False))
     typer.echo(f"user {email} enabled")
+
+
+@signing_app.command("rotate")
+def signing_keys_rotate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Start signing with a new key; the old one stays published for `sign_in.signing_key_grace`."""
+    from gatepass.oauth import rotate_signing_key
+
+    settings = settings_from(config)
+    keyring = keyring_from(settings)
+    grace = settings.sign_in.signing_key_grace
+    kid = in_store(settings, lambda s: rotate_signing_key(s, keyring, grace))
+    emit(
+        {"kid": kid, "grace_seconds": grace},
+        as_json,
+        f"new signing key {kid}; the previous one retires in {grace} s",
+    )
