@@ -21,7 +21,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gatepass.crypto import Keyring
+from gatepass.crypto import Keyring, SecretDecryptionError
 from gatepass.store import oauth_queries as q
 from gatepass.store.db import SessionMaker
 from gatepass.store.oauth import SigningKey
@@ -126,24 +126,34 @@ class SigningKeys:
 
     def _install(self, rows: Sequence[SigningKey]) -> None:
         public: dict[str, PublicKey] = {}
-        signer: SigningKey | None = None
+        active: list[SigningKey] = []
         for row in rows:
             if row.alg != ALGORITHM:
                 continue
             retire_after = None if row.active else row.retire_after
             public[row.kid] = PublicKey(row.kid, RSAKey.import_key(row.public_jwk), retire_after)
-            # Several active keys can exist briefly (two replicas starting together): every
-            # replica signs with the newest, and all stay published.
-            if row.active and (signer is None or (row.id or 0) > (signer.id or 0)):
-                signer = row
-        if signer is not None and (self._signer is None or self._signer[0] != signer.kid):
-            private: dict[str, Any] = orjson.loads(
-                self._keyring.decrypt(signer.private_jwk_encrypted)
-            )
-            self._signer = (signer.kid, RSAKey.import_key(private))
-        elif signer is None:
-            self._signer = None
+            if row.active:
+                active.append(row)
+        # Several active keys can exist briefly (two replicas starting together): every
+        # replica signs with the newest it can decrypt, and all stay published.
+        self._signer = self._newest_usable_signer(active)
         self._public = public
+
+    def _newest_usable_signer(self, active: list[SigningKey]) -> tuple[str, RSAKey] | None:
+        for row in sorted(active, key=lambda r: r.id or 0, reverse=True):
+            if self._signer is not None and self._signer[0] == row.kid:
+                return self._signer
+            try:
+                private: dict[str, Any] = orjson.loads(
+                    self._keyring.decrypt(row.private_jwk_encrypted)
+                )
+            except SecretDecryptionError:
+                # Written under another server secret: its tokens still verify (the public
+                # half is stored in clear) but it cannot sign; `ensure` makes a new one.
+                log.error("signing key %s cannot be decrypted with this secret_key", row.kid)
+                continue
+            return row.kid, RSAKey.import_key(private)
+        return None
 
     @property
     def signer(self) -> tuple[str, RSAKey]:
