@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -85,17 +85,19 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        await sso.start()
-        await oauth.start()
-        try:
-            yield
-        finally:
-            gateway.ready = False
-            await gateway.drain(settings.drain_timeout)
-            await oauth.stop()
-            await sso.stop()
-            await gateway.stop()
+        async with AsyncExitStack() as stack:
+            # Each part is stopped, in reverse order, even when a later one fails to start.
+            stack.push_async_callback(gateway.stop)  # safe on a half-started gateway
+            await gateway.start()
+            await sso.start()
+            stack.push_async_callback(sso.stop)
+            await oauth.start()
+            stack.push_async_callback(oauth.stop)
+            try:
+                yield
+            finally:
+                gateway.ready = False
+                await gateway.drain(settings.drain_timeout)
 
     routes = [*_health_routes(gateway), *oauth.routes(), *sso.routes()]
     site = Starlette(routes=routes, lifespan=lifespan)
