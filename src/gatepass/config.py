@@ -59,6 +59,8 @@ class SignInSettings(_Strict):
     signing_key_grace: Annotated[int, Field(ge=0)] = 86400  # rotated keys stay published
     max_groups: Annotated[int, Field(gt=0)] = 100  # a list this long may have been truncated
     clock_skew: Annotated[int, Field(ge=0, le=300)] = 60  # leeway for IdP token times
+    device_code_ttl: Annotated[int, Field(ge=60, le=1800)] = 600  # RFC 8628 §3.2 expires_in
+    device_poll_interval: Annotated[int, Field(ge=1, le=60)] = 5  # RFC 8628 §3.2 interval
 
 
 class ProviderConfig(_Strict):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 from starlette.responses import Response
 
-# RFC 6749 §5.2 (token endpoint) and RFC 7009 §2.2.1 (revocation)
+# RFC 6749 §5.2 (token endpoint), RFC 7009 §2.2.1 (revocation), RFC 8628 §3.5 (device grant)
 TokenErrorCode = Literal[
     "invalid_request",
     "invalid_client",
@@ -20,6 +20,11 @@ TokenErrorCode = Literal[
     "unsupported_token_type",
     "invalid_scope",
     "temporarily_unavailable",
+    # RFC 8628 §3.5 (device grant)
+    "authorization_pending",
+    "slow_down",
+    "access_denied",
+    "expired_token",
 ]
 
 # RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 8707 §2

@@ -1,4 +1,5 @@
-"""The two grants of the token endpoint: `authorization_code` and `refresh_token`.
+"""The token endpoint's `authorization_code` and `refresh_token` grants (the device grant is in
+`device_grant.py`).
 
 Redemption is decided by one conditional UPDATE per code or refresh token (see
 `store.oauth_queries`), so concurrent requests can never both succeed. A code or refresh
@@ -103,7 +104,7 @@ class Grants:
                 await session.commit()
                 raise TokenError("invalid_grant", "the user may no longer sign in")
             if "offline_access" in row.scope.split():  # OIDC Core §11
-                refresh = await self._new_refresh_token(
+                refresh = await self.issue_refresh_token(
                     session,
                     family_id=row.family_id,
                     client_id=row.client_id,
@@ -131,17 +132,41 @@ class Grants:
         return self._response(grant, refresh)
 
     async def refresh_token(
-        self, client: OAuthClient | None, *, refresh_token: str, scope: str | None
+        self,
+        client: OAuthClient | None,
+        *,
+        refresh_token: str,
+        scope: str | None,
+        named_client_id: str | None = None,
     ) -> dict[str, Any]:
-        """RFC 6749 §6: rotate the refresh token and mint new tokens, after re-checking the user."""
+        """RFC 6749 §6: rotate the refresh token and mint new tokens, after re-checking the user.
+
+        `client` is the authenticated (or registered public) client, if any; `named_client_id`
+        a `client_id` sent without authentication that names no registered public client,
+        which only device-flow families accept.
+        """
         token_hash = self.keyring.hash_credential(refresh_token)
         async with self.sessions() as session:
             row = await q.get_refresh_token(session, token_hash=token_hash)
             if row is not None and client is None:
-                # A public client may refresh without naming itself; the token says who it is.
-                client = await identity_queries.get_client(session, client_id=row.client_id)
-                if client is None or not client.public:
-                    raise TokenError("invalid_client", "client authentication required", status=401)
+                if await q.is_device_family(session, family_id=row.family_id):
+                    # RFC 8628 clients are public and need not be registered here: the family
+                    # stays bound to the client_id it was issued to (checked below).
+                    if named_client_id is not None and named_client_id != row.client_id:
+                        raise _refused("refresh token was issued to another client")
+                    client = OAuthClient(client_id=row.client_id, public=True)
+                elif named_client_id is not None:
+                    raise TokenError(
+                        "invalid_client", "unknown client, or it must authenticate", status=401
+                    )
+                else:
+                    # A public client may refresh without naming itself; the token says who
+                    # it is.
+                    client = await identity_queries.get_client(session, client_id=row.client_id)
+                    if client is None or not client.public:
+                        raise TokenError(
+                            "invalid_client", "client authentication required", status=401
+                        )
         if row is None or row.id is None:
             raise _refused("unknown refresh token")
         assert client is not None
@@ -178,7 +203,7 @@ class Grants:
                 await session.rollback()
                 await self.families.revoke(row.family_id)  # a concurrent use won: fork refused
                 raise _refused("refresh token already used; the session was ended")
-            new_refresh = await self._new_refresh_token(
+            new_refresh = await self.issue_refresh_token(
                 session,
                 family_id=row.family_id,
                 client_id=row.client_id,
@@ -207,7 +232,7 @@ class Grants:
         )
         return self._response(grant, new_refresh)
 
-    async def _new_refresh_token(
+    async def issue_refresh_token(
         self,
         session: AsyncSession,
         *,
@@ -220,6 +245,7 @@ class Grants:
         family_expires_at: datetime,
         now: datetime,
     ) -> str:
+        """A new refresh token of `family_id`, stored hashed; the token itself is returned."""
         token = secrets.token_urlsafe(32)  # 256 bits
         idle = now + timedelta(seconds=self.settings.refresh_token_idle_ttl)
         await q.insert_refresh_token(

@@ -1,4 +1,5 @@
-"""OpenID Provider metadata (OIDC Discovery §3, RFC 8414 §2) and the published JWKS."""
+"""OpenID Provider metadata (OIDC Discovery §3, RFC 8414 §2), the device-flow authorization
+server metadata (RFC 8414, the Claude apps gateway protocol's "Discovery") and the JWKS."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gatepass.oauth.device import DEVICE_GRANT
 from gatepass.oauth.keys import ALGORITHM, SigningKeys
 
 SCOPES = ("openid", "profile", "email", "offline_access")
@@ -61,6 +63,33 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
     }
+
+
+def authorization_server_metadata(issuer: str) -> dict[str, Any]:
+    """What Claude Code's `/login` and Desktop without OIDC settings read: the device flow.
+
+    Absolute URLs on the issuer's origin (the clients use only same-origin ones). No
+    `authorization_endpoint`: the protocol leaves it out on purpose; Desktop's OIDC mode reads
+    `/.well-known/openid-configuration` instead.
+    """
+    return {
+        "issuer": issuer,
+        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "grant_types_supported": [DEVICE_GRANT, "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+    }
+
+
+@dataclass
+class AuthorizationServerEndpoint:
+    issuer: str
+
+    async def handle(self, request: Request) -> Response:
+        # Served directly: the clients follow no redirect.
+        return _public_json(authorization_server_metadata(self.issuer), max_age=300)
 
 
 @dataclass

@@ -9,6 +9,17 @@ Endpoint map (each a small class with one `handle`):
     POST /oauth/token                        token.TokenEndpoint → grants.Grants
     GET  /oauth/userinfo   (POST too)        userinfo.UserinfoEndpoint
     POST /oauth/revoke                       revoke.RevokeEndpoint
+
+Device flow (RFC 8628, the Claude apps gateway protocol; also under /anthropic, where
+clients that know only the base URL look):
+
+    GET  /.well-known/oauth-authorization-server   metadata.AuthorizationServerEndpoint
+    POST /oauth/device_authorization         device.DeviceAuthorizationEndpoint
+    GET  /device  (POST too)                 device_page.DevicePages (show, submit)
+    GET  /device/sign-in                     device_page.DevicePages.start → broker.begin(...)
+         broker completion "device"          device_page.DevicePages.complete → Approve/Deny
+    POST /device/confirm                     device_page.DevicePages.confirm
+    POST /oauth/token (device grant)         device_grant.DeviceGrant
 """
 
 from __future__ import annotations
@@ -25,10 +36,14 @@ from starlette.routing import BaseRoute, Route
 
 from gatepass.identity import LoginBroker, SignedIn
 from gatepass.oauth.authorize import AuthorizeCompletion, AuthorizeEndpoint
+from gatepass.oauth.device import VERIFICATION_PATH, DeviceAuthorizationEndpoint
+from gatepass.oauth.device_grant import DeviceGrant
+from gatepass.oauth.device_guard import AttemptLimiter
+from gatepass.oauth.device_page import CONFIRM_PATH, SIGN_IN_PATH, DevicePages
 from gatepass.oauth.families import Families
 from gatepass.oauth.grants import Grants
 from gatepass.oauth.keys import PERIODIC_RELOAD_INTERVAL, SigningKeys
-from gatepass.oauth.metadata import DiscoveryEndpoint, JwksEndpoint
+from gatepass.oauth.metadata import AuthorizationServerEndpoint, DiscoveryEndpoint, JwksEndpoint
 from gatepass.oauth.revoke import RevokeEndpoint
 from gatepass.oauth.token import TokenEndpoint
 from gatepass.oauth.tokens import TokenClaims, TokenMinter, verify_token
@@ -43,6 +58,11 @@ __all__ = ["OAuthService", "TokenClaims"]
 
 log = logging.getLogger("gatepass.oauth")
 MAINTENANCE_INTERVAL = PERIODIC_RELOAD_INTERVAL  # seconds
+# Per client address (RFC 8628 §5.1, §5.2): new device codes, and wrong codes or refused
+# decisions on the verification page.
+DEVICE_REQUESTS = (30, 60.0)  # requests per seconds
+DEVICE_PAGE_FAILURES = (10, 600.0)  # failures per seconds
+ANTHROPIC_PREFIX = "/anthropic"
 
 
 class OAuthService:
@@ -56,7 +76,10 @@ class OAuthService:
         self._keys: SigningKeys | None = None
         self._families: Families | None = None
         self._reloader: asyncio.Task[None] | None = None
+        self.device_requests = AttemptLimiter(*DEVICE_REQUESTS)
+        self.device_page_failures = AttemptLimiter(*DEVICE_PAGE_FAILURES)
         broker.on_complete("authorize", self._complete_authorize)
+        broker.on_complete("device", self._complete_device)
 
     async def start(self) -> None:
         sign_in = self.settings.sign_in
@@ -93,6 +116,12 @@ class OAuthService:
             await q.delete_expired_authorization_codes(session, before=cutoff)
             await q.delete_dead_refresh_tokens(session, before=cutoff)
             await q.delete_forgotten_families(session, before=cutoff)
+            # A redeemed device authorization marks its family as a device-flow one for as
+            # long as the family's refresh tokens may live.
+            absolute = timedelta(seconds=self.settings.sign_in.refresh_token_absolute_ttl)
+            await q.delete_dead_device_authorizations(
+                session, expired_before=cutoff, consumed_before=cutoff - absolute
+            )
             await session.commit()
 
     @property
@@ -124,17 +153,31 @@ class OAuthService:
             )
 
         async def token(request: Request) -> Response:
+            minter = self.minter
             grants = Grants(
                 self.gateway.sessions,
                 self.gateway.keyring,
-                self.minter,
+                minter,
                 self.families,
                 self.broker,
                 self.settings.sign_in,
             )
-            return await TokenEndpoint(self.gateway.sessions, self.gateway.keyring, grants).handle(
-                request
+            device = DeviceGrant(self.gateway.sessions, self.gateway.keyring, minter, grants)
+            endpoint = TokenEndpoint(self.gateway.sessions, self.gateway.keyring, grants, device)
+            return await endpoint.handle(request)
+
+        async def authorization_server(request: Request) -> Response:
+            return await AuthorizationServerEndpoint(self.issuer).handle(request)
+
+        async def device_authorization(request: Request) -> Response:
+            endpoint = DeviceAuthorizationEndpoint(
+                self.gateway.sessions,
+                self.gateway.keyring,
+                self.settings.sign_in,
+                self.settings.public_url,
+                self.device_requests,
             )
+            return await endpoint.handle(request)
 
         async def userinfo(request: Request) -> Response:
             return await UserinfoEndpoint(self.gateway.sessions, self.verify, self.families).handle(
@@ -147,7 +190,34 @@ class OAuthService:
             )
             return await endpoint.handle(request)
 
+        async def device_page(request: Request) -> Response:
+            pages = self.device_pages()
+            if request.url.path == SIGN_IN_PATH:
+                return await pages.start(request)
+            if request.url.path == CONFIRM_PATH:
+                return await pages.confirm(request)
+            return await (pages.submit if request.method == "POST" else pages.show)(request)
+
+        device_routes: list[BaseRoute] = []
+        for prefix in ("", ANTHROPIC_PREFIX):
+            metadata_path = prefix + "/.well-known/oauth-authorization-server"
+            device_routes += [
+                Route(metadata_path, authorization_server, methods=["GET"]),
+                Route(metadata_path + "/", authorization_server, methods=["GET"]),
+                Route(
+                    prefix + "/oauth/device_authorization", device_authorization, methods=["POST"]
+                ),
+            ]
+        # The protocol's fallbacks when the metadata's URLs are unusable: `{base}/oauth/...`.
+        device_routes += [
+            Route(ANTHROPIC_PREFIX + "/oauth/token", token, methods=["POST"]),
+            Route(ANTHROPIC_PREFIX + "/oauth/revoke", revoke, methods=["POST"]),
+            Route(VERIFICATION_PATH, device_page, methods=["GET", "POST"]),
+            Route(SIGN_IN_PATH, device_page, methods=["GET"]),
+            Route(CONFIRM_PATH, device_page, methods=["POST"]),
+        ]
         return [
+            *device_routes,
             Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
             # Also with a trailing slash, served rather than redirected (Desktop follows none).
             Route("/.well-known/openid-configuration/", discovery, methods=["GET"]),
@@ -168,6 +238,21 @@ class OAuthService:
             self.settings.sign_in.authorization_code_ttl,
         )
         return await completion(request, payload, signed_in)
+
+    def device_pages(self) -> DevicePages:
+        return DevicePages(
+            self.gateway.sessions,
+            self.gateway.keyring,
+            self.broker,
+            self.settings.public_url,
+            self.settings.secure_cookies,
+            self.device_page_failures,
+        )
+
+    async def _complete_device(
+        self, request: Request, payload: dict[str, Any], signed_in: SignedIn
+    ) -> Response:
+        return await self.device_pages().complete(request, payload, signed_in)
 
     async def rotate(self) -> str:
         """Start signing with a new key; old keys verify for `signing_key_grace` seconds more."""

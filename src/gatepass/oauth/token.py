@@ -1,7 +1,9 @@
 """`POST /oauth/token` (RFC 6749 §3.2): parse, authenticate the client, run the grant.
 
 Requests are form-encoded; unknown parameters are ignored (§3.2); answers and errors carry
-`Cache-Control: no-store` (§5.1, §5.2). The grants themselves live in `grants.py`.
+`Cache-Control: no-store` (§5.1, §5.2). The grants themselves live in `grants.py` and
+`device_grant.py`. The device grant takes no client authentication: its clients are public,
+need not be registered, and may omit `client_id` (the Claude apps gateway protocol).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from starlette.responses import Response
 
 from gatepass.crypto import Keyring
 from gatepass.oauth.clients import authenticate, read_credentials, single
+from gatepass.oauth.device import DEVICE_GRANT
+from gatepass.oauth.device_grant import DeviceGrant
 from gatepass.oauth.errors import TokenError, json_response
 from gatepass.oauth.grants import Grants
 from gatepass.store.db import SessionMaker
@@ -43,13 +47,26 @@ class RefreshTokenRequest(_TokenRequest):
     scope: Annotated[str | None, Field(max_length=MAX_FIELD)] = None
 
 
-TokenRequest = Annotated[
-    AuthorizationCodeRequest | RefreshTokenRequest, Field(discriminator="grant_type")
-]
-_token_request: TypeAdapter[AuthorizationCodeRequest | RefreshTokenRequest] = TypeAdapter(
-    TokenRequest
+class DeviceCodeRequest(_TokenRequest):
+    """RFC 8628 §3.4."""
+
+    grant_type: Literal["urn:ietf:params:oauth:grant-type:device_code"]
+    device_code: Annotated[str, Field(min_length=1, max_length=MAX_FIELD)]
+
+
+AnyTokenRequest = AuthorizationCodeRequest | RefreshTokenRequest | DeviceCodeRequest
+TokenRequest = Annotated[AnyTokenRequest, Field(discriminator="grant_type")]
+_token_request: TypeAdapter[AnyTokenRequest] = TypeAdapter(TokenRequest)
+FIELDS = (
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "device_code",
 )
-FIELDS = ("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope")
+GRANT_TYPES = ("authorization_code", "refresh_token", DEVICE_GRANT)
 
 
 def _describe(error: ValidationError) -> str:
@@ -63,6 +80,7 @@ class TokenEndpoint:
     sessions: SessionMaker
     keyring: Keyring
     grants: Grants
+    device: DeviceGrant
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -81,7 +99,7 @@ class TokenEndpoint:
         grant_type = values["grant_type"]
         if grant_type is None:
             raise TokenError("invalid_request", "grant_type is missing")
-        if grant_type not in ("authorization_code", "refresh_token"):
+        if grant_type not in GRANT_TYPES:
             raise TokenError(
                 "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
             )
@@ -91,7 +109,21 @@ class TokenEndpoint:
             )
         except ValidationError as exc:
             raise TokenError("invalid_request", _describe(exc)) from exc
-        client = await authenticate(self.sessions, self.keyring, read_credentials(request, form))
+        credentials = read_credentials(request, form)
+        if isinstance(parsed, DeviceCodeRequest):
+            body = await self.device.poll(
+                device_code=parsed.device_code, client_id=credentials.client_id
+            )
+            return json_response(body)
+        named: str | None = None
+        try:
+            client = await authenticate(self.sessions, self.keyring, credentials)
+        except TokenError:
+            if not isinstance(parsed, RefreshTokenRequest) or credentials.method != "none":
+                raise
+            # Perhaps a device-flow client naming itself: unregistered, yet public. The
+            # refresh grant accepts that only for a family the device flow issued.
+            client, named = None, credentials.client_id
         if isinstance(parsed, AuthorizationCodeRequest):
             if client is None:  # RFC 6749 §4.1.3: a public client must send its client_id
                 raise TokenError("invalid_request", "client_id is required")
@@ -103,6 +135,9 @@ class TokenEndpoint:
             )
         else:
             body = await self.grants.refresh_token(
-                client, refresh_token=parsed.refresh_token, scope=parsed.scope
+                client,
+                refresh_token=parsed.refresh_token,
+                scope=parsed.scope,
+                named_client_id=named,
             )
         return json_response(body)

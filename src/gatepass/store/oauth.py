@@ -111,3 +111,36 @@ class RevokedFamily(SQLModel, table=True):
     family_id: str = Field(primary_key=True, max_length=64)
     revoked_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     expires_at: datetime = Field(sa_column=_utc(index=True))  # when it can be forgotten
+
+
+class DeviceAuthorization(SQLModel, table=True):
+    """A device-flow request (RFC 8628): its codes, who asked, and what the user decided.
+
+    `status` moves pending → approved → consumed, or pending → denied. The person who signed
+    in at the verification page is recorded (`user_id`, `key_id`, `auth_time`) before they
+    decide; `confirm_hash` binds the decision to the browser that signed in. A consumed row is
+    kept while its token family may live: refreshes look it up to know the family's client is
+    a device-flow client (public, not registered).
+    """
+
+    __tablename__ = "device_authorization"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_code_hash: str = Field(unique=True, max_length=64)
+    user_code: str = Field(max_length=16, index=True)  # normalised: 8 letters, no dash
+    client_id: str | None = Field(default=None, max_length=200)  # as sent, if it was
+    surface: str | None = Field(default=None, max_length=200)  # e.g. "claude_code"
+    status: str = Field(default="pending", max_length=16)
+    requester_ip: str | None = Field(default=None, max_length=64)
+    requester_user_agent: str | None = Field(default=None, max_length=500)
+    poll_interval: int = 5  # seconds between polls; slow_down raises it (RFC 8628 §3.5)
+    last_polled_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc(index=True))
+    user_id: int | None = Field(default=None, foreign_key="gp_user.id", ondelete="CASCADE")
+    key_id: int | None = Field(default=None, foreign_key="virtual_key.id", ondelete="CASCADE")
+    auth_time: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    confirm_hash: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    family_id: str | None = Field(default=None, max_length=64, index=True)  # once consumed
+    consumed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
