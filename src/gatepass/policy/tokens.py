@@ -1,13 +1,21 @@
-"""Bearer tokens Gatepass issued (id_token or access token) → the principal behind them.
+"""Bearer JWTs → the principal behind them: Gatepass's own, or the corporate IdP's.
 
-The signature, issuer, audience and expiry are checked offline by the issuer's verifier.
-What can change after issue — the user disabled, the key revoked or expired, the session
-(token family) revoked — is read in one query and reused for a short TTL; the change epoch
-(see `Gateway`) clears this cache on every replica when any of those change.
+The token's *unverified* `iss` only chooses the verifier: Gatepass's own issuer goes to its
+own verifier, any other to the external verifier (`gatepass.sso.resource`, for tokens the
+corporate IdP issued), which refuses issuers no IdP connection accepts tokens from.
+
+For Gatepass's own tokens, the signature, issuer, audience and expiry are checked offline by
+the issuer's verifier. What can change after issue — the user disabled, the key revoked or
+expired, the session (token family) revoked — is read in one query and reused for a short
+TTL; the change epoch (see `Gateway`) clears this cache, and the external verifier's, on
+every replica when any of those change.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -31,6 +39,13 @@ class Claims(Protocol):
     def family_id(self) -> str: ...
 
 
+class ExternalTokens(Protocol):
+    """Verifies tokens other issuers signed (the corporate IdP's, in `sso.resource`)."""
+
+    async def check(self, token: str, issuer: str) -> KeyCheck: ...
+    def invalidate(self) -> None: ...
+
+
 Verify = Callable[[str], Awaitable[Any]]
 LoadState = Callable[[str, int, str], Awaitable[tuple[User, VirtualKey, bool] | None]]
 
@@ -45,14 +60,38 @@ def looks_like_jwt(credential: str) -> bool:
     return credential.count(".") == 2 and len(credential) <= MAX_TOKEN_LENGTH
 
 
+def unverified_issuer(token: str) -> str | None:
+    """The `iss` a compact JWT claims, WITHOUT checking anything: only to pick a verifier."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error, RecursionError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
 class TokenAuthenticator:
     def __init__(self, verify: Verify, load_state: LoadState, ttl: float) -> None:
         self._verify = verify
         self._load_state = load_state
         self._ttl = ttl
         self._cache: dict[tuple[str, int, str], tuple[float, _State]] = {}
+        self._own_issuer: str | None = None
+        self._external: ExternalTokens | None = None
+
+    def use_external(self, own_issuer: str, external: ExternalTokens) -> None:
+        """Send tokens whose `iss` is not `own_issuer` to `external` (else all are ours)."""
+        self._own_issuer = own_issuer
+        self._external = external
 
     async def check(self, token: str) -> KeyCheck:
+        if self._external is not None:
+            issuer = unverified_issuer(token)
+            if issuer is None:
+                return KeyCheck(None, "invalid_token")
+            if issuer != self._own_issuer:
+                return await self._external.check(token, issuer)
         claims: Claims | None = await self._verify(token)
         if claims is None:
             return KeyCheck(None, "invalid_token")
@@ -88,3 +127,5 @@ class TokenAuthenticator:
 
     def invalidate(self) -> None:
         self._cache.clear()
+        if self._external is not None:
+            self._external.invalidate()

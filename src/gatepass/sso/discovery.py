@@ -129,6 +129,8 @@ class Directory:
             cached = self._keys.get(issuer)
             if cached is not None and not self._stale(cached, refresh):
                 return cached.keys
+            if refresh and cached is not None:
+                cached.forced_at = self.clock()  # counted even if this fetch fails
             document = await self.http.get_json(metadata.jwks_uri, what="jwks")
             now = self.clock()
             forced = now if refresh else (cached.forced_at if cached else None)

@@ -9,6 +9,7 @@ that key being gone means no access until they change it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -19,7 +20,8 @@ from gatepass.identity import Role, SignedIn
 from gatepass.policy.mappings import resolve_mapping
 from gatepass.sso.claims import Groups
 from gatepass.store import identity_queries, sso_queries
-from gatepass.store.identity import IdpConnection, User
+from gatepass.store.identity import GroupMapping, IdpConnection, User
+from gatepass.store.models import VirtualKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +40,31 @@ async def resolve_access(
 ) -> Access | NoAccess:
     """The key this person gets now, from their stored email and groups."""
     rows = await identity_queries.list_mappings(session, idp_id=idp_id)
-    keys = {mapping.id: key for mapping, _, key in rows}
-    mapping = resolve_mapping(
-        [mapping for mapping, _, _ in rows],
+    found = choose_key(
+        [(mapping, key) for mapping, _, key in rows],
         email=user.email,
         groups=user.groups,
         groups_complete=user.groups_complete,
+        now=now,
+    )
+    return found if isinstance(found, NoAccess) else found[0]
+
+
+def choose_key(
+    rows: Sequence[tuple[GroupMapping, VirtualKey]],
+    *,
+    email: str | None,
+    groups: Sequence[str],
+    groups_complete: bool,
+    now: datetime,
+) -> tuple[Access, VirtualKey] | NoAccess:
+    """The deciding mapping's key, if it is still usable (no I/O: `rows` are one IdP's)."""
+    keys = {mapping.id: key for mapping, key in rows}
+    mapping = resolve_mapping(
+        [mapping for mapping, _ in rows],
+        email=email,
+        groups=groups,
+        groups_complete=groups_complete,
     )
     if mapping is None:
         return NoAccess("no_mapping")
@@ -53,7 +74,7 @@ async def resolve_access(
     if key.expires_at is not None and key.expires_at <= now:
         return NoAccess("key_expired")
     assert key.id is not None
-    return Access(key_id=key.id, role="admin" if mapping.role == "admin" else "user")
+    return Access(key_id=key.id, role="admin" if mapping.role == "admin" else "user"), key
 
 
 async def record_sign_in(

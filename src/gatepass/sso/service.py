@@ -6,7 +6,8 @@
 Modules: `login` (begin, chooser), `callback` (the IdP's answer), `recheck` (on refresh),
 `assertion` + `id_token` + `claims` (what the IdP's tokens say, checked), `discovery`
 (metadata and keys, cached), `exchange` (token endpoint), `people` (users and mappings),
-`http` (the outbound pool), `pages`, `audit`, `errors`.
+`http` (the outbound pool), `pages`, `audit`, `errors`; `resource` checks Bearer tokens the
+IdPs issued themselves (Claude Desktop pointed at the corporate IdP directly).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gatepass.sso.discovery import Directory
 from gatepass.sso.http import TIMEOUT, IdpHttp
 from gatepass.sso.login import CHOOSE_PATH, Login
 from gatepass.sso.recheck import Rechecker
+from gatepass.sso.resource import ResourceServer
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
@@ -47,6 +49,9 @@ class SsoService:
         self._login = Login(gateway, self.http, self.directory)
         self._callback = Callback(self._login)
         self._rechecker = Rechecker(gateway, self.http, self.directory)
+        # Bearer tokens the corporate IdPs issued themselves, checked with the same key cache.
+        self.resource = ResourceServer(gateway, self.http, self.directory)
+        gateway.tokens.use_external(gateway.settings.issuer, self.resource)
 
     async def start(self) -> None:
         await self.http.start()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,6 +62,18 @@ async def delete_stale_pending_logins(session: AsyncSession, *, before: datetime
 
 def save_user(session: AsyncSession, user: User) -> None:
     session.add(user)
+
+
+async def any_disabled_user(
+    session: AsyncSession, *, issuer: str, subjects: Sequence[str], email: str
+) -> bool:
+    """Whether a disabled user at `issuer` has one of these subjects, or this email."""
+    query = select(User.id).where(
+        User.issuer == issuer,
+        col(User.disabled).is_(True),
+        or_(col(User.subject).in_(subjects), col(User.email) == email),
+    )
+    return (await session.exec(query)).first() is not None
 
 
 # keys
