@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,6 +64,36 @@ class SignInSettings(_Strict):
     device_poll_interval: Annotated[int, Field(ge=1, le=60)] = 5  # RFC 8628 §3.2 interval
 
 
+class PriceConfig(_Strict):
+    """A model's price in USD per million tokens (multiples of $0.001)."""
+
+    input: Annotated[Decimal, Field(ge=0)]
+    output: Annotated[Decimal, Field(ge=0)]
+    cache_write: Annotated[Decimal, Field(ge=0)] | None = None  # default: 1.25 x input
+    cache_read: Annotated[Decimal, Field(ge=0)] | None = None  # default: 0.1 x input
+
+    @field_validator("input", "output", "cache_write", "cache_read")
+    @classmethod
+    def _thousandths(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and (value * 1000) % 1 != 0:
+            raise ValueError("prices are USD per million tokens in steps of 0.001")
+        return value
+
+
+class LimitsSettings(_Strict):
+    """Budgets and rate limits: where counters live and what tokens cost."""
+
+    backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis when redis_url is set
+    redis_prefix: str = "gatepass:"
+    redis_timeout: Annotated[float, Field(gt=0)] = 0.5  # seconds per Redis command
+    redis_retry_interval: Annotated[float, Field(ge=0)] = 1.0  # seconds between tries when down
+    on_redis_error: Literal["fail_closed", "local"] = "fail_closed"
+    lease: Annotated[float, Field(gt=0)] = 900.0  # seconds a reservation outlives a lost request
+    help: str = "ask your administrator to raise it"  # the "what to do" of a budget refusal
+    prices: dict[str, PriceConfig] = {}  # model id or id prefix → price; merged over defaults
+    default_price: PriceConfig | None = None  # unknown models (default: the dearest family's)
+
+
 class ProviderConfig(_Strict):
     """A provider declared in the config file; synced into the store at start-up."""
 
@@ -101,6 +132,7 @@ class Settings(_Strict):
 
     cors: CorsSettings = CorsSettings()
     sign_in: SignInSettings = SignInSettings()
+    limits: LimitsSettings = LimitsSettings()
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
 

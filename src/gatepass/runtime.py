@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -13,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gatepass.config import Settings
 from gatepass.crypto import Keyring
+from gatepass.limits.caps import usd_to_nano
+from gatepass.limits.limiter import Limiter
+from gatepass.limits.plan import Used
 from gatepass.logs.writer import LogWriter
 from gatepass.policy.catalog import Catalog
 from gatepass.policy.keys import KeyAuthenticator
 from gatepass.policy.tokens import TokenAuthenticator
 from gatepass.proxy.relay import Relay
-from gatepass.store import identity_queries, queries
+from gatepass.store import identity_queries, limits_queries, queries
 from gatepass.store.db import SessionMaker, create_engine, session_maker
 from gatepass.store.identity import User
 from gatepass.store.models import VirtualKey
@@ -54,6 +58,7 @@ class Gateway:
             self._verify_token, self._load_session_state, ttl=settings.key_cache_ttl
         )
         self._epoch: int | None = None
+        self.limits = Limiter(settings, self._load_spend)
         self.sso: Any = None  # the relying party (gatepass.sso.SsoService), set by create_app
         self.oauth: Any = None  # the issuer (gatepass.oauth.OAuthService), set by create_app
 
@@ -112,6 +117,7 @@ class Gateway:
             flush_interval=self.settings.log_flush_interval,
         )
         self._writer.start()
+        await self.limits.start()
         await self.refresh_catalog()
         await self.check_change_epoch()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="catalog-refresh")
@@ -123,6 +129,7 @@ class Gateway:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self.limits.close()
         if self._writer is not None:
             await self._writer.close()
         if self._http is not None:
@@ -154,6 +161,15 @@ class Gateway:
     async def _load_key(self, secret_hash: str) -> VirtualKey | None:
         async with self.sessions() as session:
             return await queries.get_key_by_hash(session, secret_hash=secret_hash)
+
+    async def _load_spend(
+        self, key_id: int, user_email: str | None, start: datetime, end: datetime
+    ) -> Used:
+        async with self.sessions() as session:
+            tokens, usd = await limits_queries.spend_between(
+                session, key_id=key_id, user_email=user_email, start=start, end=end
+            )
+        return Used(tokens, usd_to_nano(round(usd, 9)))
 
     async def _verify_token(self, token: str) -> Any:
         return None if self.oauth is None else await self.oauth.verify(token)

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass import manage
 from gatepass.config import ConfigError, Settings, load_settings
 from gatepass.crypto import Keyring
+from gatepass.limits.spec import LimitSpec
 from gatepass.manage.declarative import apply_declaration, load_declaration
 from gatepass.store import queries
 from gatepass.store.db import create_engine, session_maker
@@ -323,7 +324,45 @@ def key_view(key: VirtualKey) -> dict[str, Any]:
         "status": status,
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
         "created_at": key.created_at.isoformat(),
+        "limits": LimitSpec.describe(key),
     }
+
+
+def _limit_option(help_text: str) -> Any:
+    return typer.Option(help=help_text + " ('off' removes it).")
+
+
+BudgetUsd = Annotated[str | None, _limit_option("Budget in USD per period")]
+BudgetTokens = Annotated[str | None, _limit_option("Budget in tokens per period")]
+PeriodOption = Annotated[
+    str | None, typer.Option(help="Budget period: 1m, 1h, 1d, 1w, 1mo (default 1mo).")
+]
+ResetOption = Annotated[
+    str | None,
+    typer.Option(help="'calendar' (UTC boundaries, default) or 'rolling' (from now on)."),
+]
+Rpm = Annotated[str | None, _limit_option("Requests per minute")]
+Tpm = Annotated[str | None, _limit_option("Tokens per minute")]
+MaxConcurrent = Annotated[str | None, _limit_option("Requests in progress at once")]
+UserBudgetUsd = Annotated[str | None, _limit_option("Each user's budget in USD per period")]
+UserBudgetTokens = Annotated[str | None, _limit_option("Each user's token budget per period")]
+UserRpm = Annotated[str | None, _limit_option("Each user's requests per minute")]
+UserTpm = Annotated[str | None, _limit_option("Each user's tokens per minute")]
+UserMaxConcurrent = Annotated[str | None, _limit_option("Each user's requests at once")]
+
+
+def limit_spec(**given: str | None) -> LimitSpec:
+    """The limit flags as a spec (flags not given are left out)."""
+    from pydantic import ValidationError
+
+    from gatepass.config import describe_validation_error
+
+    try:
+        return LimitSpec.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise fail(
+            describe_validation_error(exc).replace("invalid configuration", "invalid limits")
+        ) from exc
 
 
 def _print_issued(issued: manage.IssuedKey, as_json: bool, verb: str) -> None:
@@ -341,14 +380,43 @@ def keys_create(
     name: Annotated[str, typer.Option(help="Unique key name.")],
     models: Annotated[str, typer.Option(help="Comma-separated model ids, or '*'.")],
     expires: Annotated[str | None, typer.Option(help="e.g. 30d, 12h, or an ISO date.")] = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    period: PeriodOption = None,
+    reset: ResetOption = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    max_concurrent: MaxConcurrent = None,
+    per_user_budget_usd: UserBudgetUsd = None,
+    per_user_budget_tokens: UserBudgetTokens = None,
+    per_user_rpm: UserRpm = None,
+    per_user_tpm: UserTpm = None,
+    per_user_max_concurrent: UserMaxConcurrent = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a virtual key; its secret is printed once, on the last line."""
+    limits = limit_spec(
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        period=period,
+        reset=reset,
+        rpm=rpm,
+        tpm=tpm,
+        max_concurrent=max_concurrent,
+        per_user_budget_usd=per_user_budget_usd,
+        per_user_budget_tokens=per_user_budget_tokens,
+        per_user_rpm=per_user_rpm,
+        per_user_tpm=per_user_tpm,
+        per_user_max_concurrent=per_user_max_concurrent,
+    )
     settings = settings_from(config)
     keyring = keyring_from(settings)
     issued = in_store(
-        settings, lambda s: manage.create_key(s, keyring, name=name, models=models, expires=expires)
+        settings,
+        lambda s: manage.create_key(
+            s, keyring, name=name, models=models, expires=expires, limits=limits
+        ),
     )
     _print_issued(issued, as_json, "created")
 
@@ -367,10 +435,36 @@ def keys_update(
     clear_managed_settings: Annotated[
         bool, typer.Option(help="Stop serving managed settings for this key.")
     ] = False,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    period: PeriodOption = None,
+    reset: ResetOption = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    max_concurrent: MaxConcurrent = None,
+    per_user_budget_usd: UserBudgetUsd = None,
+    per_user_budget_tokens: UserBudgetTokens = None,
+    per_user_rpm: UserRpm = None,
+    per_user_tpm: UserTpm = None,
+    per_user_max_concurrent: UserMaxConcurrent = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change a key's models, expiry or managed settings; its secret stays the same."""
+    """Change a key's models, expiry, managed settings or limits; its secret stays the same."""
+    limits = limit_spec(
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        period=period,
+        reset=reset,
+        rpm=rpm,
+        tpm=tpm,
+        max_concurrent=max_concurrent,
+        per_user_budget_usd=per_user_budget_usd,
+        per_user_budget_tokens=per_user_budget_tokens,
+        per_user_rpm=per_user_rpm,
+        per_user_tpm=per_user_tpm,
+        per_user_max_concurrent=per_user_max_concurrent,
+    )
     settings_doc: dict[str, Any] | None = None
     if managed_settings is not None:
         try:
@@ -388,6 +482,7 @@ def keys_update(
             expires=expires,
             managed_settings=settings_doc,
             clear_managed_settings=clear_managed_settings,
+            limits=limits,
         ),
     )
     emit(key_view(key), as_json, f"key {name} updated")

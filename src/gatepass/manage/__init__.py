@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.config import ModelConfig, ProviderConfig
 from gatepass.crypto import Keyring, new_virtual_key, visible_prefix
+from gatepass.limits.spec import LimitSpec
 from gatepass.policy.principal import ALL_MODELS
 from gatepass.store import queries
 from gatepass.store.identity_queries import bump_change_epoch
@@ -251,6 +252,7 @@ async def create_key(
     name: str,
     models: str | Sequence[str],
     expires: str | None = None,
+    limits: LimitSpec | None = None,
 ) -> IssuedKey:
     check_name("key", name)
     allowed = parse_models(models)
@@ -266,6 +268,10 @@ async def create_key(
         allowed_models=allowed,
         expires_at=parse_expiry(expires),
     )
+    if limits is not None and not limits.is_empty():
+        limits.apply_to(key, utcnow())
+        session.add(key)
+        await session.flush()
     return IssuedKey(key, secret)
 
 
@@ -309,8 +315,9 @@ async def update_key(
     expires: str | None = None,
     managed_settings: dict[str, Any] | None = None,
     clear_managed_settings: bool = False,
+    limits: LimitSpec | None = None,
 ) -> VirtualKey:
-    """Change a key's allow-list, expiry or Claude Code managed settings (secret unchanged)."""
+    """Change a key's allow-list, expiry, managed settings or limits (secret unchanged)."""
     key = await _key(session, name)
     if models is not None:
         allowed = parse_models(models)
@@ -324,6 +331,8 @@ async def update_key(
         key.managed_settings = managed_settings
     if clear_managed_settings:
         key.managed_settings = None
+    if limits is not None:
+        limits.apply_to(key, utcnow())
     key.updated_at = utcnow()
     session.add(key)
     await bump_change_epoch(session)

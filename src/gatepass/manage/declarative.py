@@ -22,7 +22,8 @@ from gatepass.config import (
     resolve_env_refs,
 )
 from gatepass.crypto import Keyring
-from gatepass.manage import IssuedKey, create_key, sync_declared
+from gatepass.limits.spec import COLUMNS, LimitSpec
+from gatepass.manage import IssuedKey, create_key, sync_declared, update_key
 from gatepass.manage import identity as ops
 from gatepass.store import identity_queries as q
 from gatepass.store import queries
@@ -32,10 +33,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KeyDeclaration(_Strict):
+class KeyDeclaration(LimitSpec):
+    """A key and, optionally, its limits (the `keys create` flags, with underscores)."""
+
     name: str
     models: list[str]
     expires: str | None = None
+
+    def limits(self) -> LimitSpec:
+        fields = {*COLUMNS, "period", "reset"} & self.model_fields_set
+        return LimitSpec.model_validate(self.model_dump(include=fields))
 
 
 class IdpDeclaration(_Strict):
@@ -103,12 +110,20 @@ async def apply_declaration(
     await sync_declared(session, keyring, declaration.providers, declaration.models)
     issued: list[IssuedKey] = []
     for key in declaration.keys:
+        limits = key.limits()
         if await queries.get_key_by_name(session, name=key.name) is None:
             issued.append(
                 await create_key(
-                    session, keyring, name=key.name, models=key.models, expires=key.expires
+                    session,
+                    keyring,
+                    name=key.name,
+                    models=key.models,
+                    expires=key.expires,
+                    limits=limits,
                 )
             )
+        elif not limits.is_empty():
+            await update_key(session, name=key.name, limits=limits)
     for idp in declaration.idps:
         await ops.add_idp(
             session,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from gatepass.crypto import VIRTUAL_KEY_PREFIX, Keyring
+from gatepass.limits.caps import limits_from_key
 from gatepass.policy.principal import Principal
 from gatepass.store.models import VirtualKey
 
@@ -34,6 +35,7 @@ def principal_from_row(row: VirtualKey) -> Principal:
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
         managed_settings=row.managed_settings,
+        limits=limits_from_key(row),
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatepass.policy.catalog import Catalog, Route
+
+if TYPE_CHECKING:
+    from gatepass.limits.caps import KeyLimits
 
 ALL_MODELS = "*"
 
@@ -20,6 +23,7 @@ class Principal:
     revoked: bool
     user_email: str | None = None
     managed_settings: dict[str, Any] | None = field(default=None, compare=False)
+    limits: KeyLimits | None = field(default=None, compare=False)  # budgets and rate limits
 
     def may_use(self, route: Route, catalog: Catalog) -> bool:
         """Whether the allow-list admits the route's canonical model.

@@ -7,6 +7,7 @@ upstream until all of them pass, and every answer carries a `request-id`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -15,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from gatepass.limits.limiter import Ticket
+from gatepass.limits.pricing import NANO_PER_USD
 from gatepass.policy.keys import Denial
 from gatepass.policy.principal import Principal
 from gatepass.policy.tokens import looks_like_jwt
@@ -42,6 +45,8 @@ log = logging.getLogger("gatepass.proxy")
 
 PREFIX = "/anthropic"
 PROXIED_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+LIMITED_PATH = "/v1/messages"  # counting tokens is free: no limits, no cost
+USAGE_PATH = "/api/oauth/usage"
 EMPTY_OK_PATHS = frozenset({"", "/", "/api/hello"})
 
 Scope = dict[str, Any]
@@ -92,6 +97,10 @@ class AnthropicProxy:
                 if method not in ("GET", "HEAD"):
                     raise _method_not_allowed(method)
                 await self._managed_settings(scope, send, request_id)
+            elif path == USAGE_PATH:
+                if method not in ("GET", "HEAD"):
+                    raise _method_not_allowed(method)
+                await self._usage(scope, send, request_id)
             elif path in TELEMETRY_PATHS:
                 if method != "POST":
                     raise _method_not_allowed(method)
@@ -143,9 +152,10 @@ class AnthropicProxy:
         self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
     ) -> None:
         started = time.perf_counter()
-        received_at = datetime.now(UTC)
-        principal = await self.authenticate(scope)
         gateway = self.gateway
+        # the limiter's clock: a budget window's spend read back from the log matches its count
+        received_at = datetime.fromtimestamp(gateway.limits.clock(), UTC)
+        principal = await self.authenticate(scope)
         body = await read_body(scope, receive, gateway.settings.max_body_bytes)
         request = parse_messages_body(body)
         catalog = gateway.catalog
@@ -156,6 +166,20 @@ class AnthropicProxy:
             raise errors.invalid_request(
                 f"model: {request.model!r} is not allowed for this API key"
             )
+        limiter = gateway.limits
+        priced_as = [route.upstream_model, route.model_id]
+        ticket: Ticket | None = None
+        if path == LIMITED_PATH:
+            max_tokens = request.document.get("max_tokens")
+            plan = limiter.plan_request(
+                principal,
+                request_id=request_id,
+                model_ids=priced_as,
+                body_bytes=len(body),
+                max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
+            )
+            if plan is not None:
+                ticket = await limiter.admit(plan)  # raises the caller's 429 or a 503
         outcome = Outcome()
         gateway.request_started()
         try:
@@ -169,6 +193,7 @@ class AnthropicProxy:
                 receive=receive,
                 send=send,
                 outcome=outcome,
+                own_headers=None if ticket is None else ticket.headers(),
             )
         except GatewayError as error:
             outcome.status = error.status
@@ -178,33 +203,39 @@ class AnthropicProxy:
             gateway.request_finished()
             ended = time.perf_counter()
             usage = outcome.usage
-            gateway.log_writer.submit(
-                {
-                    "created_at": received_at,
-                    "request_id": request_id,
-                    "upstream_request_id": outcome.upstream_request_id,
-                    "method": "POST",
-                    "path": path,
-                    "key_id": principal.key_id,
-                    "key_name": principal.key_name,
-                    "user_email": principal.user_email,
-                    "model": route.model_id,
-                    "provider": route.upstream.name,
-                    "status": outcome.status,
-                    "stream": request.stream,
-                    "latency_ms": (ended - started) * 1000,
-                    "ttfb_ms": None
-                    if outcome.first_byte_at is None
-                    else (outcome.first_byte_at - started) * 1000,
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-                    "cache_read_input_tokens": usage.cache_read_input_tokens,
-                    "error_type": outcome.error_type,
-                    "error_message": outcome.error_message,
-                    "client_disconnected": outcome.client_disconnected,
-                }
-            )
+            nano = limiter.cost(priced_as, usage) if path == LIMITED_PATH else 0
+            try:
+                if ticket is not None:  # settled before the log row: see limits.backend
+                    await asyncio.shield(limiter.settle(ticket, usage, nano))
+            finally:
+                gateway.log_writer.submit(
+                    {
+                        "created_at": received_at,
+                        "request_id": request_id,
+                        "upstream_request_id": outcome.upstream_request_id,
+                        "method": "POST",
+                        "path": path,
+                        "key_id": principal.key_id,
+                        "key_name": principal.key_name,
+                        "user_email": principal.user_email,
+                        "model": route.model_id,
+                        "provider": route.upstream.name,
+                        "status": outcome.status,
+                        "stream": request.stream,
+                        "latency_ms": (ended - started) * 1000,
+                        "ttfb_ms": None
+                        if outcome.first_byte_at is None
+                        else (outcome.first_byte_at - started) * 1000,
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
+                        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                        "cache_read_input_tokens": usage.cache_read_input_tokens,
+                        "cost_usd": nano / NANO_PER_USD if path == LIMITED_PATH else None,
+                        "error_type": outcome.error_type,
+                        "error_message": outcome.error_message,
+                        "client_disconnected": outcome.client_disconnected,
+                    }
+                )
 
     async def _models(self, scope: Scope, send: Send, path: str, request_id: str) -> None:
         principal = await self.authenticate(scope)
@@ -238,6 +269,18 @@ class AnthropicProxy:
             return
         await _send_json(
             send, 200, document, request_id, head=scope["method"] == "HEAD", extra=[(b"etag", etag)]
+        )
+
+    async def _usage(self, scope: Scope, send: Send, request_id: str) -> None:
+        principal = await self.authenticate(scope)
+        document = await self.gateway.limits.usage_document(principal)
+        await _send_json(
+            send,
+            200,
+            document,
+            request_id,
+            head=scope["method"] == "HEAD",
+            extra=[(b"cache-control", b"no-store")],
         )
 
     async def _telemetry(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:

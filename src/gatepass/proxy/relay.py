@@ -29,6 +29,7 @@ log = logging.getLogger("gatepass.proxy")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+RATELIMIT_PREFIX = b"anthropic-ratelimit-"
 
 
 @dataclass(slots=True)
@@ -73,7 +74,10 @@ class Relay:
         receive: Receive,
         send: Send,
         outcome: Outcome,
+        own_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
+        """Relay one request; `own_headers` (Gatepass's usage-limit headers) replace the
+        upstream's `anthropic-ratelimit-*` on a successful answer."""
         url = upstream.base_url + path
         if query:
             url += "?" + query.decode("latin-1")
@@ -103,6 +107,9 @@ class Relay:
                     "The gateway's upstream credentials were rejected; an administrator must fix the provider configuration",
                 )
             headers_out = relayed_response_headers(response.headers.items())
+            if own_headers and response.status < 400:
+                headers_out = [h for h in headers_out if not h[0].startswith(RATELIMIT_PREFIX)]
+                headers_out.extend(own_headers)
             if outcome.upstream_request_id is None:
                 headers_out.append((b"request-id", request_id.encode()))
             content_type = response.headers.get("content-type", "")

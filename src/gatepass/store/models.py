@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, false
 from sqlmodel import Field, SQLModel
 
 from gatepass.store.types import UTCDateTime, utcnow
@@ -57,6 +57,21 @@ class VirtualKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     # Claude Code managed settings served at /managed/settings to this key's users (None: 404)
     managed_settings: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Budgets and rate limits (None: no limit); see gatepass.limits. Per-user limits apply to
+    # each signed-in user of the key separately; the key's own limits to all of them together.
+    budget_usd: float | None = None
+    budget_tokens: int | None = Field(default=None, sa_type=BigInteger)
+    budget_period: str | None = Field(default=None, max_length=16)  # e.g. "1mo", "1d"
+    budget_rolling: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    budget_anchor_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    rpm: int | None = None
+    tpm: int | None = Field(default=None, sa_type=BigInteger)
+    max_concurrent: int | None = None
+    user_budget_usd: float | None = None
+    user_budget_tokens: int | None = Field(default=None, sa_type=BigInteger)
+    user_rpm: int | None = None
+    user_tpm: int | None = Field(default=None, sa_type=BigInteger)
+    user_max_concurrent: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
 
@@ -89,6 +104,7 @@ class RequestLog(SQLModel, table=True):
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cost_usd: float | None = None  # from the price table; None where nothing is charged
     error_type: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, max_length=1000)
     client_disconnected: bool = False
