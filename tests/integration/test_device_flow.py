@@ -4,15 +4,22 @@ proxy, refresh, deprovisioning and sign-out."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
 import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.manage import identity as identity_ops
+from gatepass.store.events import AuditEvent
 from gatepass.store.oauth import DeviceAuthorization
+from gatepass.store.types import utcnow
 from tests.conftest import SignIn
 from tests.integration import test_device_support as support
 from tests.integration.test_device_support import (
@@ -160,7 +167,9 @@ def test_slow_down_raises_the_stored_interval_by_five_seconds(
     assert signin.gatepass.store(read) == 10
 
 
-def test_a_denied_request_answers_access_denied(signin: SignIn, devices: Devices) -> None:
+def test_a_denied_request_answers_access_denied_and_is_audited(
+    signin: SignIn, devices: Devices
+) -> None:
     client = devices.client()
     grant = client.authorize()
     page = devices.browser().approve_code(grant["user_code"], decision="deny")
@@ -168,6 +177,12 @@ def test_a_denied_request_answers_access_denied(signin: SignIn, devices: Devices
     for _ in range(2):
         response = client.poll(grant["device_code"])
         assert (response.status_code, response.json()["error"]) == (400, "access_denied")
+
+    async def decisions(session: AsyncSession) -> list[tuple[str | None, str | None]]:
+        query = select(AuditEvent).where(col(AuditEvent.action).startswith("device."))
+        return [(e.actor, e.action) for e in (await session.exec(query)).all()]
+
+    assert signin.gatepass.store(decisions) == [("alice@corp.example", "device.deny")]
 
 
 def test_an_expired_code_answers_expired_token_and_cannot_be_approved(
@@ -325,3 +340,39 @@ def test_fallback_paths_under_the_base_url_serve_the_flow(signin: SignIn) -> Non
     )
     assert polled.json()["error"] == "authorization_pending"
     assert httpx2.post(base + "/oauth/revoke", data={"token": "unknown"}).status_code == 200
+
+
+def test_concurrent_polls_of_an_approved_code_yield_tokens_exactly_once(
+    devices: Devices,
+) -> None:
+    client = devices.client()
+    grant = client.authorize()
+    devices.browser().approve_code(grant["user_code"])
+    start = threading.Barrier(6)
+
+    def poll() -> int:
+        with httpx2.Client(timeout=15) as http:
+            start.wait(10)
+            data = {"grant_type": DEVICE_GRANT, "device_code": grant["device_code"]}
+            return http.post(client.metadata["token_endpoint"], data=data).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(pool.map(lambda _: poll(), range(6)))
+    assert statuses == [200, 400, 400, 400, 400, 400]
+
+
+def test_purge_forgets_dead_requests_but_keeps_redeemed_ones_for_refresh(
+    signin: SignIn, devices: Devices
+) -> None:
+    client, tokens = devices.signed_in()
+    abandoned = client.authorize()
+    support.edit_request(signin, abandoned["user_code"], expires_at=utcnow() - timedelta(days=2))
+    gateway = signin.gatepass.gateway
+    assert gateway.loop is not None
+    asyncio.run_coroutine_threadsafe(gateway.oauth.purge(), gateway.loop).result(5)
+
+    async def statuses(session: AsyncSession) -> list[str]:
+        return [row.status for row in (await session.exec(select(DeviceAuthorization))).all()]
+
+    assert signin.gatepass.store(statuses) == ["consumed"]
+    assert client.refresh(tokens["refresh_token"]).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx2
 import pytest
 from idp_dev.testing import parse_form
@@ -26,10 +28,9 @@ EVIL = "https://evil.example"
     ids=["lowercase", "no-dash", "spaces", "en-dash"],
 )
 def test_user_codes_are_accepted_in_any_case_with_or_without_dash(
-    devices: Devices, typed: object
+    devices: Devices, typed: Callable[[str], str]
 ) -> None:
     grant = devices.client().authorize()
-    assert callable(typed)
     page = devices.browser().enter_code(typed(grant["user_code"]))
     assert page.status_code == 200, page.text[:1000]
     assert grant["user_code"] in page.text

@@ -10,7 +10,7 @@ Every POST passes the same-origin check and a CSRF token tied to an `HttpOnly`,
 `SameSite=Strict` cookie (see `device_guard`). The entry cookie also ties the sign-in link to
 the browser that typed the code. The confirm cookie, set when the person comes back from the
 IdP, is the only way to decide: its hash is stored on the request with who signed in, and the
-decision's UPDATE matches it. Wrong codes and refused decisions count against the address's
+decision's UPDATE matches it; the decision goes to the audit trail. Wrong codes and refused decisions count against the address's
 budget (§5.1); past it, a 429 page.
 """
 
@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,8 +38,10 @@ from gatepass.oauth.device_guard import (
     same_origin,
     set_browser_cookie,
 )
+from gatepass.store import identity_queries
 from gatepass.store import oauth_queries as q
 from gatepass.store.db import SessionMaker
+from gatepass.store.events import AuditEvent
 from gatepass.store.oauth import DeviceAuthorization
 from gatepass.store.types import utcnow
 from gatepass.web import page
@@ -138,6 +141,25 @@ class DevicePages:
     async def _find(self, user_code: str) -> DeviceAuthorization | None:
         async with self.sessions() as session:
             return await q.get_device_authorization_by_user_code(session, user_code=user_code)
+
+    async def _audit(
+        self, session: AsyncSession, row: DeviceAuthorization, decision: str, address: str
+    ) -> None:
+        """Who let which device in (or refused it), in the audit trail; never a code."""
+        user = await identity_queries.get_user(session, user_id=row.user_id or 0)
+        event = AuditEvent(
+            actor=user.email if user is not None else None,
+            action="device." + decision,
+            target=describe_client(row)[:320],
+            detail={
+                "device_authorization_id": row.id,
+                "user_id": row.user_id,
+                "key_id": row.key_id,
+                "requester_ip": row.requester_ip,
+            },
+            ip=address[:64],
+        )
+        identity_queries.add_audit(session, event)
 
     async def show(self, request: Request) -> Response:
         """GET /device: the form, with the code from `verification_uri_complete` if any."""
@@ -272,6 +294,8 @@ class DevicePages:
                     approve=decision == "approve",
                     now=now,
                 )
+                if decided:
+                    await self._audit(session, row, str(decision), address)
                 await session.commit()
         if not decided:
             self.limiter.hit(address)

@@ -190,13 +190,15 @@ class OAuthService:
             )
             return await endpoint.handle(request)
 
-        async def device_page(request: Request) -> Response:
+        async def device_form(request: Request) -> Response:
             pages = self.device_pages()
-            if request.url.path == SIGN_IN_PATH:
-                return await pages.start(request)
-            if request.url.path == CONFIRM_PATH:
-                return await pages.confirm(request)
             return await (pages.submit if request.method == "POST" else pages.show)(request)
+
+        async def device_sign_in(request: Request) -> Response:
+            return await self.device_pages().start(request)
+
+        async def device_confirm(request: Request) -> Response:
+            return await self.device_pages().confirm(request)
 
         device_routes: list[BaseRoute] = []
         for prefix in ("", ANTHROPIC_PREFIX):
@@ -212,9 +214,9 @@ class OAuthService:
         device_routes += [
             Route(ANTHROPIC_PREFIX + "/oauth/token", token, methods=["POST"]),
             Route(ANTHROPIC_PREFIX + "/oauth/revoke", revoke, methods=["POST"]),
-            Route(VERIFICATION_PATH, device_page, methods=["GET", "POST"]),
-            Route(SIGN_IN_PATH, device_page, methods=["GET"]),
-            Route(CONFIRM_PATH, device_page, methods=["POST"]),
+            Route(VERIFICATION_PATH, device_form, methods=["GET", "POST"]),
+            Route(SIGN_IN_PATH, device_sign_in, methods=["GET"]),
+            Route(CONFIRM_PATH, device_confirm, methods=["POST"]),
         ]
         return [
             *device_routes,
