@@ -53,13 +53,23 @@ def find_claude() -> Path:
 
 
 def run_claude(
-    claude: Path, home: Path, base_url: str, api_key: str
+    claude: Path,
+    home: Path,
+    base_url: str,
+    api_key: str | None,
+    settings: dict[str, Any] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`claude -p PROMPT --output-format json`, offline, in an empty HOME, as a user would."""
+    """`claude -p PROMPT --output-format json`, offline, in an empty HOME, as a user would.
+
+    `settings` becomes the user's `settings.json` (e.g. an `apiKeyHelper`).
+    """
     home.mkdir()
     work = home / "work"
     work.mkdir()
     (home / "tmp").mkdir()
+    if settings is not None:
+        (home / ".claude").mkdir()
+        (home / ".claude" / "settings.json").write_text(json.dumps(settings))
     # Built from scratch, not from os.environ: no proxies, no stray ANTHROPIC_* settings.
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -73,7 +83,7 @@ def run_claude(
         "CLAUDE_CONFIG_DIR": str(home / ".claude"),
         "NO_PROXY": "127.0.0.1,localhost",
         "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": api_key,
+        **({"ANTHROPIC_API_KEY": api_key} if api_key is not None else {}),
         "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1",
         "DISABLE_AUTOUPDATER": "1",
