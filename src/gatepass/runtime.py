@@ -189,6 +189,7 @@ class Gateway:
         if self._epoch is not None and epoch != self._epoch:
             self.keys.invalidate()
             self.tokens.invalidate()
+            await self.refresh_catalog()  # providers and models changed too, perhaps
         self._epoch = epoch
 
     async def _write_logs(self, rows: list[dict[str, Any]]) -> None:

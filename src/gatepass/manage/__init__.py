@@ -122,7 +122,7 @@ async def add_provider(
         raise ManageError("the provider API key is empty")
     if timeout <= 0:
         raise ManageError("timeout must be positive")
-    return await queries.upsert_provider(
+    provider = await queries.upsert_provider(
         session,
         name=name,
         kind=kind,
@@ -131,6 +131,8 @@ async def add_provider(
         timeout=timeout,
         extra_headers=extra_headers or {},
     )
+    await bump_change_epoch(session)
+    return provider
 
 
 async def remove_provider(session: AsyncSession, *, name: str) -> None:
@@ -142,6 +144,7 @@ async def remove_provider(session: AsyncSession, *, name: str) -> None:
         names = ", ".join(r.model_id for r in routes)
         raise ManageError(f"provider {name!r} still serves models ({names}); remove them first")
     await queries.delete_provider(session, name=name)
+    await bump_change_epoch(session)
 
 
 # models
@@ -176,7 +179,7 @@ async def add_model(
     for name in (model_id, *aliases):
         if name in taken:
             raise ManageError(f"{name!r} is already a model id or alias of {taken[name]!r}")
-    return await queries.upsert_model_route(
+    route = await queries.upsert_model_route(
         session,
         model_id=model_id,
         provider_id=owner.id,
@@ -184,11 +187,14 @@ async def add_model(
         display_name=display_name,
         aliases=list(dict.fromkeys(aliases)),
     )
+    await bump_change_epoch(session)
+    return route
 
 
 async def remove_model(session: AsyncSession, *, model_id: str) -> None:
     if not await queries.delete_model_route(session, model_id=model_id):
         raise ManageError(f"no model {model_id!r}")
+    await bump_change_epoch(session)
 
 
 async def sync_declared(
