@@ -1,0 +1,913 @@
+"""Gatepass benchmark: every configuration side by side, one command, one machine.
+
+    python bench/run.py            # full run (~10 minutes): table + bench/results/<date>-<host>.json
+    python bench/run.py --quick    # under a minute: shorter runs, no peers, no scale curves
+    python bench/run.py --configs direct,gatepass-key --duration 3
+
+Run it with Gatepass's own virtualenv (`.venv/bin/python bench/run.py`). Peers live in their
+own virtualenvs under `bench/.venvs/` (created on first use); see bench/README.md for CPU
+placement, what each configuration is, and how each figure is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENVS = BENCH / ".venvs"
+RESULTS = BENCH / "results"
+PY = sys.executable
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+CLAUDE = ROOT / ".cache/node/node_modules/.bin/claude"
+
+# CPU placement (2 cores): the server under test alone on SERVER_CPU; the load generator and
+# the fake upstream share LOAD_CPU. See README for the trade-off.
+SERVER_CPU = "1"
+LOAD_CPU = "0"
+
+PORTS = {
+    "direct": 19000,  # the fake upstream measured directly (its own process, on SERVER_CPU)
+    "upstream": 19001,  # the fake upstream every proxy forwards to (on LOAD_CPU)
+    "ceiling-httpx2": 19011,
+    "ceiling-aiohttp": 19012,
+    "gatepass": 19020,
+    "litellm": 19030,
+    "claude-gateway": 19040,
+}
+MODEL = "claude-sonnet-4-6"
+BODY = json.dumps(
+    {"model": MODEL, "max_tokens": 256, "messages": [{"role": "user", "content": "Say hello"}]}
+)
+UPSTREAM_KEY = "sk-ant-bench"
+LITELLM_MASTER_KEY = "sk-litellm-bench-master"
+DELTAS = 30
+TOKEN_DELAY = 0.002  # seconds between deltas in the slow streaming run
+
+
+@dataclass
+class Config:
+    name: str
+    description: str
+    url: str  # the Messages endpoint
+    server: str  # which process's CPU and RSS are measured ("" for none)
+    api_key: str = ""
+    bearer: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Processes:
+    """Every process the run starts, each in its own session, stopped at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, cpu: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            ["taskset", "-c", cpu, *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc.pid
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open within {timeout} s")
+
+
+def post(url: str, api_key: str = "", bearer: str = "", body: str = BODY) -> tuple[int, bytes]:
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    if api_key:
+        headers["x-api-key"] = api_key
+    if bearer:
+        headers["authorization"] = f"Bearer {bearer}"
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants (uvicorn/LiteLLM workers are children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """user+sys CPU seconds of the process tree, from /proc/PID/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def rss_mib(root: int) -> float:
+    total = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+# ---------------------------------------------------------------- load generators
+
+
+def ensure_tools() -> bool:
+    """wrk (Debian's package) and taskset (util-linux); wrk is installed when missing."""
+    global WRK
+    if shutil.which("wrk") is None and shutil.which("apt-get") is not None:
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        print("installing wrk (apt-get install wrk) …", flush=True)
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], env=env, check=False)
+    WRK = shutil.which("wrk") or WRK
+    return Path(WRK).exists() and shutil.which("taskset") is not None
+
+
+def wrk(cfg: Config, connections: int, duration: float) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_BODY": BODY,
+        "BENCH_API_KEY": cfg.api_key,
+        "BENCH_BEARER": cfg.bearer,
+    }
+    argv = [
+        "taskset", "-c", LOAD_CPU, WRK, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+        "--timeout", "10s", "-s", str(BENCH / "post.lua"), cfg.url,
+    ]  # fmt: skip
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    match = re.search(r"BENCH_JSON (\{.*\})", out.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    raw = json.loads(match.group(1))
+    seconds = raw["duration_us"] / 1e6
+    errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
+    return {
+        "connections": connections,
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / seconds, 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "errors": errors,
+    }
+
+
+def stream_load(cfg: Config, connections: int, duration: float) -> dict[str, Any]:
+    argv = [
+        "taskset", "-c", LOAD_CPU, PY, str(BENCH / "stream_client.py"), cfg.url,
+        "--connections", str(connections), "--duration", str(duration),
+        "--api-key", cfg.api_key, "--bearer", cfg.bearer,
+    ]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError):
+        return {"connections": connections, "error": (out.stderr or out.stdout)[-500:]}
+
+
+# ---------------------------------------------------------------- configurations
+
+
+def start_upstream(procs: Processes, token_delay: float) -> None:
+    procs.stop("upstream")
+    argv = [PY, "-m", "gatepass.devtools.fake_upstream", "--port", str(PORTS["upstream"]),
+            "--no-record", "--deltas", str(DELTAS), "--token-delay", str(token_delay)]  # fmt: skip
+    procs.start("upstream", LOAD_CPU, argv)
+    wait_for_port(PORTS["upstream"], 20, procs.procs["upstream"])
+
+
+def start_direct(procs: Processes) -> Config:
+    argv = [PY, "-m", "gatepass.devtools.fake_upstream", "--port", str(PORTS["direct"]),
+            "--no-record", "--deltas", str(DELTAS)]  # fmt: skip
+    procs.start("direct", SERVER_CPU, argv)
+    wait_for_port(PORTS["direct"], 20, procs.procs["direct"])
+    return Config(
+        "direct",
+        "wrk → fake upstream (no proxy)",
+        f"http://127.0.0.1:{PORTS['direct']}/v1/messages",
+        "direct",
+    )
+
+
+def start_ceiling(procs: Processes, client: str) -> Config:
+    name = f"ceiling-{client}"
+    argv = [PY, "-m", "uvicorn", "bench.ceiling:app", "--port", str(PORTS[name]),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            "--log-level", "warning"]  # fmt: skip
+    env = {"CEILING_CLIENT": client, "CEILING_UPSTREAM": f"http://127.0.0.1:{PORTS['upstream']}"}
+    procs.start(name, SERVER_CPU, argv, env)
+    wait_for_port(PORTS[name], 20, procs.procs[name])
+    return Config(
+        name,
+        f"thinnest passthrough: raw ASGI on uvicorn+uvloop+httptools, {client} client",
+        f"http://127.0.0.1:{PORTS[name]}/anthropic/v1/messages",
+        name,
+    )
+
+
+def prepare_gatepass(workdir: Path, *, extra_keys: int = 0) -> dict[str, str]:
+    """A migrated SQLite store with the fake upstream as provider, three credentials:
+    a minimal key (allow-list only), a governed key (allow-list, rpm limit, budget), and a
+    signed-in user's bearer token minted by Gatepass's own issuer code. Returns env + secrets.
+    """
+    from gatepass.store.migrate import upgrade
+
+    db = workdir / "gatepass.db"
+    database_url = f"sqlite+aiosqlite:///{db}"
+    secret_key = secrets.token_urlsafe(32)
+    public_url = f"http://127.0.0.1:{PORTS['gatepass']}"
+    upgrade(database_url)
+    credentials = asyncio.run(_seed_gatepass(database_url, secret_key, public_url))
+    if extra_keys:
+        add_filler_keys(db, extra_keys)
+    return {
+        "GATEPASS_DATABASE_URL": database_url,
+        "GATEPASS_SECRET_KEY": secret_key,
+        "GATEPASS_PUBLIC_URL": public_url,
+        **credentials,
+    }
+
+
+async def _seed_gatepass(database_url: str, secret_key: str, public_url: str) -> dict[str, str]:
+    from decimal import Decimal
+
+    from gatepass import manage
+    from gatepass.config import load_settings
+    from gatepass.crypto import Keyring
+    from gatepass.limits.spec import LimitSpec
+    from gatepass.manage import identity as identity_ops
+    from gatepass.oauth.keys import SigningKeys
+    from gatepass.oauth.tokens import Grant, TokenMinter
+    from gatepass.store.db import create_engine, session_maker
+    from gatepass.store.identity import User
+
+    settings = load_settings(
+        None, environ={}, database_url=database_url, secret_key=secret_key, public_url=public_url
+    )
+    keyring = Keyring(secret_key)
+    engine = create_engine(database_url)
+    sessions = session_maker(engine)
+    models = [MODEL, "claude-haiku-4-5"]
+    governed = LimitSpec(rpm=10**9, budget_usd=Decimal(10**6), per_user_rpm=10**9)
+    try:
+        async with sessions() as session:
+            await manage.add_provider(
+                session,
+                keyring,
+                name="fake",
+                kind="anthropic",
+                base_url=f"http://127.0.0.1:{PORTS['upstream']}",
+                api_key=UPSTREAM_KEY,
+            )
+            for model in models:
+                await manage.add_model(session, model_id=model, provider="fake", display_name=model)
+            minimal = await manage.create_key(session, keyring, name="bench-minimal", models=models)
+            key = await manage.create_key(
+                session, keyring, name="bench-governed", models=models, limits=governed
+            )
+            team = await manage.create_key(
+                session, keyring, name="bench-team", models=models, limits=governed
+            )
+            idp = await identity_ops.add_idp(
+                session,
+                keyring,
+                name="bench",
+                issuer="https://idp.bench.invalid",
+                client_id="gatepass",
+                client_secret="unused",
+            )
+            assert idp.id is not None
+            assert team.key.id is not None
+            user = User(
+                public_id="u_" + secrets.token_hex(8),
+                idp_id=idp.id,
+                issuer=idp.issuer,
+                subject="alice",
+                email="alice@corp.example",
+                groups=["engineering"],
+            )
+            session.add(user)
+            await session.commit()
+            team_key_id = team.key.id
+        # What a completed sign-in yields: an RS256 access token from the issuer's signing key.
+        signing_keys = SigningKeys(sessions, keyring)
+        await signing_keys.ensure()
+        minter = TokenMinter(signing_keys, settings.issuer, ttl=86_400)
+        grant = Grant(
+            client_id="claude-code",
+            subject=user.public_id,
+            key_id=team_key_id,
+            family_id="bench-" + secrets.token_hex(8),
+            scope="openid email",
+            auth_time=int(time.time()),
+            email=user.email,
+            name="Alice",
+            groups=("engineering",),
+        )
+        token = minter.access_token(grant)
+    finally:
+        await engine.dispose()
+    return {"minimal_key": minimal.secret, "governed_key": key.secret, "token": token}
+
+
+def add_filler_keys(db: Path, count: int) -> None:
+    """`count` more virtual keys (random hashes), in one transaction, straight into SQLite."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        columns = {row[1]: row for row in conn.execute("PRAGMA table_info(virtual_key)")}
+        sample = conn.execute("SELECT * FROM virtual_key LIMIT 1").fetchone()
+        names = list(columns)
+        rows = []
+        for i in range(count):
+            row = dict(zip(names, sample, strict=True))
+            row.pop("id")
+            row["name"] = f"filler-{i}"
+            row["secret_hash"] = secrets.token_hex(32)
+            if "prefix" in row:
+                row["prefix"] = f"gp-{i:08d}"
+            rows.append(tuple(row.values()))
+        cols = [n for n in names if n != "id"]
+        conn.executemany(
+            f"INSERT INTO virtual_key ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+            rows,
+        )
+
+
+def start_gatepass(procs: Processes, workdir: Path, extra_keys: int = 0) -> list[Config]:
+    env = prepare_gatepass(workdir, extra_keys=extra_keys)
+    server_env = {k: v for k, v in env.items() if k.startswith("GATEPASS_")}
+    gatepass = str(Path(PY).parent / "gatepass")
+    argv = [gatepass, "serve", "--host", "127.0.0.1", "--port", str(PORTS["gatepass"])]
+    procs.start("gatepass", SERVER_CPU, argv, server_env)
+    wait_for_port(PORTS["gatepass"], 30, procs.procs["gatepass"])
+    url = f"http://127.0.0.1:{PORTS['gatepass']}/anthropic/v1/messages"
+    return [
+        Config(
+            "gatepass-minimal",
+            "`gatepass serve`, 1 worker: virtual key, allow-list, request log",
+            url,
+            "gatepass",
+            api_key=env["minimal_key"],
+        ),
+        Config(
+            "gatepass-key",
+            "`gatepass serve`: virtual key, allow-list, rpm limit, USD budget metering, request log",
+            url,
+            "gatepass",
+            api_key=env["governed_key"],
+        ),
+        Config(
+            "gatepass-token",
+            "`gatepass serve`: signed-in user's RS256 bearer token, same governance as -key",
+            url,
+            "gatepass",
+            bearer=env["token"],
+        ),
+    ]
+
+
+def ensure_litellm() -> Path | None:
+    venv = VENVS / "litellm"
+    exe = venv / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    print("creating bench/.venvs/litellm (pip install 'litellm[proxy]') …", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=False
+    )
+    return exe if result.returncode == 0 and exe.exists() else None
+
+
+def start_litellm(procs: Processes, workdir: Path) -> Config | None:
+    exe = ensure_litellm()
+    if exe is None:
+        return None
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        f"""model_list:
+  - model_name: {MODEL}
+    litellm_params:
+      model: anthropic/{MODEL}
+      api_base: http://127.0.0.1:{PORTS["upstream"]}
+      api_key: {UPSTREAM_KEY}
+general_settings:
+  master_key: {LITELLM_MASTER_KEY}
+litellm_settings:
+  telemetry: false
+"""
+    )
+    argv = [str(exe), "--config", str(config), "--port", str(PORTS["litellm"]),
+            "--host", "127.0.0.1", "--num_workers", "1"]  # fmt: skip
+    procs.start("litellm", SERVER_CPU, argv, {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"})
+    wait_for_port(PORTS["litellm"], 120, procs.procs["litellm"])
+    return Config(
+        "litellm",
+        "LiteLLM proxy (own venv), 1 worker, master key, no database (no spend logs)",
+        f"http://127.0.0.1:{PORTS['litellm']}/v1/messages",
+        "litellm",
+        api_key=LITELLM_MASTER_KEY,
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def measure(
+    procs: Processes, cfg: Config, connections: list[int], duration: float
+) -> dict[str, Any]:
+    status, body = post(cfg.url, cfg.api_key, cfg.bearer)
+    if status != 200:
+        return {"error": f"sanity request: HTTP {status}: {body[:300]!r}"}
+    pid = procs.pid(cfg.server)
+    wrk(cfg, 16, min(1.0, duration))  # warm-up, not counted
+    runs = []
+    for n in connections:
+        before = cpu_seconds(pid)
+        result = wrk(cfg, n, duration)
+        used = cpu_seconds(pid) - before
+        result["cpu_us_per_request"] = (
+            round(used / result["requests"] * 1e6, 1) if result["requests"] else None
+        )
+        runs.append(result)
+    return {"http": runs, "rss_mib_after": rss_mib(pid)}
+
+
+def measure_streams(cfg: Config, connections: list[int], duration: float) -> list[dict[str, Any]]:
+    return [stream_load(cfg, n, duration) for n in connections]
+
+
+# ---------------------------------------------------------------- scale curves
+
+
+def scale_keys(procs: Processes, workdir: Path, counts: list[int], duration: float) -> list[Any]:
+    """Gatepass overhead (governed key, 16 connections) with `count` extra keys in the store."""
+    out = []
+    for count in counts:
+        procs.stop("gatepass")
+        sub = workdir / f"keys-{count}"
+        sub.mkdir()
+        started = time.perf_counter()
+        cfg = start_gatepass(procs, sub, extra_keys=count)[1]
+        seeded = time.perf_counter() - started
+        result = measure(procs, cfg, [1, 16], duration)
+        out.append({"keys": count + 3, "seed_seconds": round(seeded, 1), **result})
+        print(f"  keys={count + 3}: {_short(result)}", flush=True)
+    procs.stop("gatepass")
+    return out
+
+
+def _short(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return str(result["error"])
+    return ", ".join(
+        f"c{r['connections']}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms"
+        for r in result["http"]
+    )
+
+
+async def _hold_streams(url: str, api_key: str, count: int, hold: float) -> int:
+    """Open `count` streaming requests and keep reading them for `hold` seconds."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    body = json.dumps({**json.loads(BODY), "stream": True}).encode()
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+        f"anthropic-version: 2023-06-01\r\nx-api-key: {api_key}\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    opened = 0
+
+    async def one() -> None:
+        nonlocal opened
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writer.write(request)
+        first = await reader.read(65536)
+        if first.startswith(b"HTTP/1.1 200"):
+            opened += 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(hold):
+                while await reader.read(65536):
+                    pass
+        writer.close()
+
+    await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    return opened
+
+
+def slow_streams(procs: Processes, workdir: Path, count: int) -> dict[str, Any]:
+    """RSS of Gatepass with `count` streams held open (the upstream sends one delta a second)."""
+    procs.stop("upstream")
+    argv = [PY, "-m", "gatepass.devtools.fake_upstream", "--port", str(PORTS["upstream"]),
+            "--no-record", "--deltas", "600", "--token-delay", "1.0"]  # fmt: skip
+    procs.start("upstream", LOAD_CPU, argv)
+    wait_for_port(PORTS["upstream"], 20, procs.procs["upstream"])
+    sub = workdir / "slow"
+    sub.mkdir()
+    cfg = start_gatepass(procs, sub)[0]
+    pid = procs.pid("gatepass")
+    post(cfg.url, cfg.api_key)
+    idle = rss_mib(pid)
+    holder = [PY, "-c", (
+        "import asyncio,sys; sys.path.insert(0, 'bench'); import run; "
+        f"print(asyncio.run(run._hold_streams({cfg.url!r}, {cfg.api_key!r}, {count}, 40)))"
+    )]  # fmt: skip
+    proc = subprocess.Popen(["taskset", "-c", LOAD_CPU, *holder], cwd=ROOT, stdout=subprocess.PIPE)
+    time.sleep(25)  # all streams opened and relaying by now
+    held = rss_mib(pid)
+    opened = proc.communicate(timeout=60)[0].decode().strip()
+    procs.stop("gatepass")
+    procs.stop("upstream")
+    return {
+        "streams": count,
+        "opened": int(opened) if opened.isdigit() else opened,
+        "rss_idle_mib": idle,
+        "rss_held_mib": held,
+        "added_mib": round(held - idle, 1),
+        "kib_per_stream": round((held - idle) * 1024 / count, 1),
+    }
+
+
+def log_queries(workdir: Path, rows: int) -> dict[str, Any]:
+    """p50/p99 of `/logs`-style queries over `rows` request-log rows (SQLite, the default store).
+
+    The admin `/logs` endpoint is not in the tree yet; these are the queries it would run,
+    through SQLAlchemy on the migrated schema: newest 50 rows for one key and status, and the
+    same filter by model and time window.
+    """
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+
+    from gatepass.store.migrate import upgrade
+
+    db = workdir / "logs.db"
+    upgrade(f"sqlite+aiosqlite:///{db}")
+    started = time.perf_counter()
+    with sqlite3.connect(db) as conn:
+        now = time.time()
+        batch = []
+        statuses = (200, 200, 200, 200, 200, 200, 200, 429, 500, 400)
+        models = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-7")
+        for i in range(rows):
+            batch.append((
+                datetime.fromtimestamp(now - (rows - i) * 0.5, UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                f"req_{i:016x}", "POST", "/v1/messages", i % 1000 + 1, f"key-{i % 1000}",
+                f"user{i % 5000}@corp.example", models[i % 3], "fake", statuses[i % 10],
+                i % 2 == 0, 120.0, 80.0, 100, 200, 0, 0, 0.001, False,
+            ))  # fmt: skip
+        conn.executemany(
+            "INSERT INTO request_log (created_at, request_id, method, path, key_id, key_name,"
+            " user_email, model, provider, status, stream, latency_ms, ttfb_ms, input_tokens,"
+            " output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd,"
+            " client_disconnected) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            batch,
+        )
+    seeded = time.perf_counter() - started
+    engine = create_engine(f"sqlite:///{db}")
+    queries = {
+        "key_and_status": (
+            "SELECT * FROM request_log WHERE key_id = :key AND status = :status"
+            " ORDER BY created_at DESC LIMIT 50",
+            lambda i: {"key": i % 1000 + 1, "status": 200},
+        ),
+        "user_model_window": (
+            "SELECT * FROM request_log WHERE user_email = :email AND model = :model"
+            " AND created_at >= :since ORDER BY created_at DESC LIMIT 50",
+            lambda i: {
+                "email": f"user{i % 5000}@corp.example",
+                "model": "claude-sonnet-4-6",
+                "since": "2000-01-01",
+            },
+        ),
+        "errors_newest": (
+            "SELECT * FROM request_log WHERE status >= 400 ORDER BY created_at DESC LIMIT 50",
+            lambda i: {},
+        ),
+    }
+    out: dict[str, Any] = {"rows": rows, "seed_seconds": round(seeded, 1), "store": "sqlite"}
+    with engine.connect() as conn:
+        for name, (sql, params) in queries.items():
+            times = []
+            for i in range(200):
+                t0 = time.perf_counter()
+                conn.execute(text(sql), params(i)).fetchall()
+                times.append((time.perf_counter() - t0) * 1000)
+            times.sort()
+            out[name] = {"p50_ms": round(times[100], 3), "p99_ms": round(times[197], 3)}
+        has_search = conn.execute(
+            text("SELECT name FROM sqlite_master WHERE name LIKE '%search%' OR name LIKE '%fts%'")
+        ).fetchall()
+        out["content_search"] = (
+            "no search table in the schema (request bodies are not stored)" if not has_search else
+            [r[0] for r in has_search]
+        )  # fmt: skip
+    engine.dispose()
+    return out
+
+
+# ---------------------------------------------------------------- claude gateway
+
+
+def claude_gateway_status() -> str:
+    """Why the optional `claude gateway` configuration is or is not measured."""
+    if not CLAUDE.exists():
+        return f"not run: {CLAUDE} is not installed"
+    return (
+        "not run: `claude gateway` needs PostgreSQL, an OIDC IdP and a device-flow token; "
+        "see bench/results/README.md for what was tried"
+    )
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError):
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    packages = {}
+    for name in ("gatepass", "uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "httpx2",
+                 "orjson", "sqlalchemy", "aiosqlite", "joserfc", "cryptography"):  # fmt: skip
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    litellm = VENVS / "litellm" / "bin" / "python"
+    if litellm.exists():
+        out = subprocess.run(
+            [str(litellm), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        packages["litellm (own venv)"] = out.stdout.strip()
+    wrk_version = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0],
+        "packages": packages,
+        "placement": {
+            "server_under_test_cpu": SERVER_CPU,
+            "load_generator_cpu": LOAD_CPU,
+            "fake_upstream_cpu": LOAD_CPU,
+            "direct_fake_upstream_cpu": SERVER_CPU,
+        },
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    configs = report["configs"]
+    direct = configs.get("direct", {}).get("http")
+    direct_p50 = direct[0]["p50_ms"] if direct else None
+    lines = [
+        "| config | req/s c1 | req/s c16 | req/s c64 | p50/p99 ms c16 | added p50 c1 | CPU µs/req c16 | RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in configs.items():
+        if "http" not in result:
+            lines.append(f"| {name} | {result.get('error', 'not run')} |||||||")
+            continue
+        runs = {r["connections"]: r for r in result["http"]}
+        c1, c16 = runs.get(1), runs.get(16)
+
+        def rps(n: int, runs: dict[int, Any] = runs) -> str:
+            return f"{runs[n]['rps']:.0f}" if n in runs else "-"
+
+        added = f"{c1['p50_ms'] - direct_p50:+.2f}" if c1 and direct_p50 is not None else "-"
+        latency = f"{c16['p50_ms']:.2f}/{c16['p99_ms']:.2f}" if c16 else "-"
+        cpu = f"{c16['cpu_us_per_request']:.0f}" if c16 and c16["cpu_us_per_request"] else "-"
+        lines.append(
+            f"| {name} | {rps(1)} | {rps(16)} | {rps(64)} | {latency} | {added} | {cpu} "
+            f"| {result['rss_mib_after']} |"
+        )
+    for phase in ("streams", "streams_slow"):
+        rows = [(n, r[phase]) for n, r in configs.items() if r.get(phase)]
+        if not rows:
+            continue
+        title = f"{DELTAS} deltas" + (
+            f", {TOKEN_DELAY * 1000:.0f} ms between" if phase == "streams_slow" else ", no delay"
+        )
+        lines += [
+            "",
+            f"Streaming ({title}): p50/p99 ms",
+            "",
+            "| config | conns | streams/s | TTFB | first delta | total | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, runs in rows:
+            for r in runs:
+                if "error" in r:
+                    lines.append(f"| {name} | {r['connections']} | {r['error'][:80]} |||||")
+                    continue
+                lines.append(
+                    f"| {name} | {r['connections']} | {r['streams_per_s']} "
+                    f"| {r['ttfb_p50_ms']}/{r['ttfb_p99_ms']} "
+                    f"| {r['first_delta_p50_ms']}/{r['first_delta_p99_ms']} "
+                    f"| {r['total_p50_ms']}/{r['total_p99_ms']} | {r['errors']} |"
+                )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+ALL = ["direct", "ceiling-httpx2", "ceiling-aiohttp", "gatepass", "litellm"]
+QUICK = ["direct", "gatepass"]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="DIRECT + GATEPASS, short runs")
+    parser.add_argument("--configs", help="comma-separated: " + ",".join(ALL))
+    parser.add_argument(
+        "--duration", type=float, help="seconds per measurement (default 10; quick 2)"
+    )
+    parser.add_argument(
+        "--scale", action="store_true", help="also run the scale curves (default: full runs only)"
+    )
+    parser.add_argument("--no-scale", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, help="JSON path (default bench/results/<date>-<host>.json)"
+    )
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    names = args.configs.split(",") if args.configs else (QUICK if quick else ALL)
+    duration = args.duration or (2.0 if quick else 10.0)
+    stream_duration = max(1.0, duration / 2)
+    connections = [1, 16, 64]
+    scale = (args.scale or not quick) and not args.no_scale
+    if not ensure_tools():
+        print("wrk or taskset is missing and could not be installed", file=sys.stderr)
+        sys.exit(3)
+
+    workdir = Path(tempfile.mkdtemp(prefix="gatepass-bench-"))
+    procs = Processes(workdir)
+    report: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "duration_s": duration,
+        "machine": machine(),
+        "configs": {},
+    }
+    started = time.perf_counter()
+    try:
+        start_upstream(procs, 0.0)
+        configs: list[Config] = []
+        for name in names:
+            try:
+                if name == "direct":
+                    configs.append(start_direct(procs))
+                elif name.startswith("ceiling-"):
+                    configs.append(start_ceiling(procs, name.removeprefix("ceiling-")))
+                elif name == "gatepass":
+                    configs.extend(start_gatepass(procs, workdir))
+                elif name == "litellm":
+                    cfg = start_litellm(procs, workdir)
+                    if cfg is None:
+                        report["configs"]["litellm"] = {"error": "could not install LiteLLM"}
+                    else:
+                        configs.append(cfg)
+                else:
+                    sys.exit(f"unknown configuration {name!r}")
+            except RuntimeError as exc:
+                report["configs"][name] = {"error": f"did not start: {exc}; {procs.tail(name, 5)}"}
+        if "claude-gateway" not in report["configs"] and not quick:
+            report["configs"]["claude-gateway"] = {"error": claude_gateway_status()}
+        for cfg in configs:
+            print(f"{cfg.name}: {cfg.description}", flush=True)
+            result = measure(procs, cfg, connections, duration)
+            result["description"] = cfg.description
+            print(f"  {_short(result)}", flush=True)
+            report["configs"][cfg.name] = result
+        for cfg in configs:
+            if "http" in report["configs"][cfg.name]:
+                report["configs"][cfg.name]["streams"] = measure_streams(
+                    cfg, [1, 16], stream_duration
+                )
+        if not quick:
+            start_upstream(procs, TOKEN_DELAY)
+            for cfg in configs:
+                if "http" in report["configs"][cfg.name]:
+                    report["configs"][cfg.name]["streams_slow"] = measure_streams(
+                        cfg, [1, 16], stream_duration
+                    )
+        procs.stop_all()
+        if scale:
+            print("scale: keys in the store", flush=True)
+            start_upstream(procs, 0.0)
+            report["scale"] = {"keys": scale_keys(procs, workdir, [7, 10_000, 1_000_000], duration)}
+            print("scale: 1,000 slow streams", flush=True)
+            report["scale"]["slow_streams"] = slow_streams(procs, workdir, 1000)
+            print("scale: request-log queries", flush=True)
+            report["scale"]["log_queries"] = log_queries(workdir, 1_000_000)
+    finally:
+        procs.stop_all()
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    out = args.out or RESULTS / (
+        f"{datetime.now(UTC):%Y-%m-%d}-{socket.gethostname()}{'-quick' if quick else ''}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(table(report))
+    print(f"\nJSON: {out}  (logs in {workdir})")
+    return report
+
+
+if __name__ == "__main__":
+    main()
