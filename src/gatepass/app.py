@@ -17,6 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatepass.admin.api import AdminApi
+from gatepass.admin.auth import AdminAuth
+from gatepass.admin.pages import AdminPages
 from gatepass.config import Settings
 from gatepass.oauth import OAuthService
 from gatepass.proxy.app import PREFIX, AnthropicProxy, new_request_id
@@ -82,6 +85,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
     sso = SsoService(gateway)
     oauth = OAuthService(gateway, sso)
     gateway.sso, gateway.oauth = sso, oauth
+    admin_auth = AdminAuth(gateway)
+    admin_pages = AdminPages(gateway, admin_auth)
+    sso.on_complete("admin", admin_pages.complete)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,7 +105,13 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
                 gateway.ready = False
                 await gateway.drain(settings.drain_timeout)
 
-    routes = [*_health_routes(gateway), *oauth.routes(), *sso.routes()]
+    routes = [
+        *_health_routes(gateway),
+        *oauth.routes(),
+        *sso.routes(),
+        *AdminApi(gateway, admin_auth).routes(),
+        *admin_pages.routes(),
+    ]
     site = Starlette(routes=routes, lifespan=lifespan)
     site.state.gateway = gateway
     app: Any = Dispatcher(AnthropicProxy(gateway), site)

@@ -64,6 +64,13 @@ class SignInSettings(_Strict):
     device_poll_interval: Annotated[int, Field(ge=1, le=60)] = 5  # RFC 8628 §3.2 interval
 
 
+class AdminSettings(_Strict):
+    """The security team's surface: admin pages and API, `/logs`."""
+
+    session_ttl: Annotated[int, Field(ge=300, le=7 * 86400)] = 8 * 3600  # seconds, absolute
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 50  # default items per API page
+
+
 class PriceConfig(_Strict):
     """A model's price in USD per million tokens (multiples of $0.001)."""
 
@@ -133,6 +140,7 @@ class Settings(_Strict):
     cors: CorsSettings = CorsSettings()
     sign_in: SignInSettings = SignInSettings()
     limits: LimitsSettings = LimitsSettings()
+    admin: AdminSettings = AdminSettings()
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
 

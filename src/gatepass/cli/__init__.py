@@ -515,6 +515,7 @@ def keys_rotate(name: str, config: ConfigOption = None, as_json: JsonOption = Fa
     _print_issued(issued, as_json, "rotated")
 
 
+from gatepass.cli import admin as _admin  # noqa: E402, F401  (registers its commands)
 from gatepass.cli import identity as _identity  # noqa: E402, F401  (registers its commands)
 from gatepass.cli import login as _login  # noqa: E402, F401
 

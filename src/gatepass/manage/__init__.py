@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass.config import ModelConfig, ProviderConfig
 from gatepass.crypto import Keyring, new_virtual_key, visible_prefix
 from gatepass.limits.spec import LimitSpec
+from gatepass.manage.audit import record, snapshot
 from gatepass.policy.principal import ALL_MODELS
 from gatepass.store import queries
 from gatepass.store.identity_queries import bump_change_epoch
@@ -85,6 +86,19 @@ def parse_expiry(value: str | None, now: datetime | None = None) -> datetime | N
     return moment
 
 
+def parse_instant(value: str, now: datetime | None = None) -> datetime:
+    """A moment in the past: `24h`, `7d`, `30m`, `2w` ago, or an ISO 8601 date/time (UTC)."""
+    now = now or datetime.now(UTC)
+    match = DURATION_PATTERN.match(value.strip())
+    if match:
+        return now - timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ManageError(f"invalid time {value!r}: use an ISO date/time or 24h, 7d ...") from exc
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_models(value: str | Sequence[str]) -> list[str]:
     """`*`, or a comma-separated list (or sequence) of model ids, without duplicates."""
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -122,6 +136,7 @@ async def add_provider(
         raise ManageError("the provider API key is empty")
     if timeout <= 0:
         raise ManageError("timeout must be positive")
+    before = snapshot(await queries.get_provider(session, name=name))
     provider = await queries.upsert_provider(
         session,
         name=name,
@@ -130,6 +145,18 @@ async def add_provider(
         api_key_encrypted=keyring.encrypt(api_key.strip()),
         timeout=timeout,
         extra_headers=extra_headers or {},
+    )
+    # the API key itself is never recorded; header values may be credentials, so names only
+    after = snapshot(provider) or {}
+    after["extra_headers"] = sorted(provider.extra_headers or {})
+    if before is not None:
+        before["extra_headers"] = sorted(before.get("extra_headers") or {})
+    record(
+        session,
+        "provider.update" if before else "provider.create",
+        name,
+        before=before,
+        after=after,
     )
     await bump_change_epoch(session)
     return provider
@@ -143,7 +170,10 @@ async def remove_provider(session: AsyncSession, *, name: str) -> None:
     if routes:
         names = ", ".join(r.model_id for r in routes)
         raise ManageError(f"provider {name!r} still serves models ({names}); remove them first")
+    before = snapshot(provider) or {}
+    before["extra_headers"] = sorted(provider.extra_headers or {})
     await queries.delete_provider(session, name=name)
+    record(session, "provider.delete", name, before=before)
     await bump_change_epoch(session)
 
 
@@ -179,6 +209,7 @@ async def add_model(
     for name in (model_id, *aliases):
         if name in taken:
             raise ManageError(f"{name!r} is already a model id or alias of {taken[name]!r}")
+    before = snapshot(await queries.get_model_route(session, model_id=model_id))
     route = await queries.upsert_model_route(
         session,
         model_id=model_id,
@@ -187,13 +218,17 @@ async def add_model(
         display_name=display_name,
         aliases=list(dict.fromkeys(aliases)),
     )
+    action = "model.update" if before else "model.create"
+    record(session, action, model_id, before=before, after=snapshot(route))
     await bump_change_epoch(session)
     return route
 
 
 async def remove_model(session: AsyncSession, *, model_id: str) -> None:
+    before = snapshot(await queries.get_model_route(session, model_id=model_id))
     if not await queries.delete_model_route(session, model_id=model_id):
         raise ManageError(f"no model {model_id!r}")
+    record(session, "model.delete", model_id, before=before)
     await bump_change_epoch(session)
 
 
@@ -278,6 +313,7 @@ async def create_key(
         limits.apply_to(key, utcnow())
         session.add(key)
         await session.flush()
+    record(session, "key.create", name, after=snapshot(key))
     return IssuedKey(key, secret)
 
 
@@ -291,7 +327,9 @@ async def _key(session: AsyncSession, name: str) -> VirtualKey:
 async def revoke_key(session: AsyncSession, *, name: str) -> VirtualKey:
     key = await _key(session, name)
     if key.revoked_at is None:
+        before = snapshot(key)
         key.revoked_at = key.updated_at = utcnow()
+        record(session, "key.revoke", name, before=before, after=snapshot(key))
         session.add(key)
         await bump_change_epoch(session)
         await session.flush()
@@ -303,11 +341,13 @@ async def rotate_key(session: AsyncSession, keyring: Keyring, *, name: str) -> I
     key = await _key(session, name)
     if key.revoked_at is not None:
         raise ManageError(f"key {name!r} is revoked; create a new one instead")
+    before = snapshot(key)
     secret = new_virtual_key()
     key.secret_hash = keyring.hash_credential(secret)
     key.prefix = visible_prefix(secret)
     key.updated_at = utcnow()
     session.add(key)
+    record(session, "key.rotate", name, before=before, after=snapshot(key))
     await bump_change_epoch(session)
     await session.flush()
     return IssuedKey(key, secret)
@@ -325,6 +365,7 @@ async def update_key(
 ) -> VirtualKey:
     """Change a key's allow-list, expiry, managed settings or limits (secret unchanged)."""
     key = await _key(session, name)
+    before = snapshot(key)
     if models is not None:
         allowed = parse_models(models)
         await _check_models_exist(session, allowed)
@@ -341,6 +382,7 @@ async def update_key(
         limits.apply_to(key, utcnow())
     key.updated_at = utcnow()
     session.add(key)
+    record(session, "key.update", name, before=before, after=snapshot(key))
     await bump_change_epoch(session)
     await session.flush()
     return key

@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.crypto import Keyring
 from gatepass.manage import ManageError, check_name
+from gatepass.manage.audit import record, snapshot
 from gatepass.policy.mappings import normalise_email
 from gatepass.store import identity_queries as q
 from gatepass.store import queries
-from gatepass.store.events import AuditEvent
 from gatepass.store.identity import GroupMapping, IdpConnection, User
 from gatepass.store.oauth import OAuthClient
 from gatepass.store.types import utcnow
@@ -88,6 +89,7 @@ async def add_idp(
         raise ManageError(f"invalid groups claim path {groups_claim!r}")
     domains = [_check_domain(d) for d in allowed_domains]
     idp = await q.get_idp(session, name=name)
+    before = _idp_snapshot(idp)
     if idp is None:
         idp = IdpConnection(name=name, issuer=issuer, client_id=client_id)
     idp.issuer = issuer
@@ -102,13 +104,23 @@ async def add_idp(
     session.add(idp)
     await q.bump_change_epoch(session)
     await session.flush()
+    action = "idp.update" if before else "idp.create"
+    record(session, action, name, before=before, after=_idp_snapshot(idp))
     return idp
+
+
+def _idp_snapshot(idp: IdpConnection | None) -> dict[str, Any] | None:
+    view = snapshot(idp)
+    if view is not None and idp is not None:
+        view["has_client_secret"] = idp.client_secret_encrypted is not None
+    return view
 
 
 async def remove_idp(session: AsyncSession, *, name: str) -> None:
     idp = await q.get_idp(session, name=name)
     if idp is None:
         raise ManageError(f"no IdP named {name!r}")
+    record(session, "idp.delete", name, before=_idp_snapshot(idp))
     await session.delete(idp)
     await q.bump_change_epoch(session)
     await session.flush()
@@ -132,6 +144,7 @@ async def add_client(
         raise ManageError("a client needs at least one --redirect-uri")
     uris = list(dict.fromkeys(check_redirect_uri(u) for u in redirect_uris))
     client = await q.get_client(session, client_id=client_id)
+    before = snapshot(client)
     if client is None:
         client = OAuthClient(client_id=client_id)
     secret = None
@@ -145,6 +158,8 @@ async def add_client(
         client.secret_hash = keyring.hash_credential(secret)
     session.add(client)
     await session.flush()
+    action = "client.update" if before else "client.create"
+    record(session, action, client_id, before=before, after=snapshot(client))
     return client, secret
 
 
@@ -152,6 +167,7 @@ async def remove_client(session: AsyncSession, *, client_id: str) -> None:
     client = await q.get_client(session, client_id=client_id)
     if client is None:
         raise ManageError(f"no client {client_id!r}")
+    record(session, "client.delete", client_id, before=snapshot(client))
     await session.delete(client)
     await q.bump_change_epoch(session)
     await session.flush()
@@ -198,6 +214,9 @@ async def add_mapping(
     session.add(mapping)
     await q.bump_change_epoch(session)
     await session.flush()
+    after = snapshot(mapping) or {}
+    after.update(idp=idp, key=key)
+    record(session, "mapping.create", f"mapping:{mapping.id}", after=after)
     return mapping
 
 
@@ -205,9 +224,28 @@ async def remove_mapping(session: AsyncSession, *, mapping_id: int) -> None:
     mapping = await q.get_mapping(session, mapping_id=mapping_id)
     if mapping is None:
         raise ManageError(f"no mapping with id {mapping_id}")
+    record(session, "mapping.delete", f"mapping:{mapping_id}", before=snapshot(mapping))
     await session.delete(mapping)
     await q.bump_change_epoch(session)
     await session.flush()
+
+
+async def set_mapping_priority(
+    session: AsyncSession, *, mapping_id: int, priority: int
+) -> GroupMapping:
+    """Move a mapping up or down (lower numbers decide first)."""
+    mapping = await q.get_mapping(session, mapping_id=mapping_id)
+    if mapping is None:
+        raise ManageError(f"no mapping with id {mapping_id}")
+    before = snapshot(mapping)
+    mapping.priority = priority
+    session.add(mapping)
+    await q.bump_change_epoch(session)
+    await session.flush()
+    record(
+        session, "mapping.update", f"mapping:{mapping_id}", before=before, after=snapshot(mapping)
+    )
+    return mapping
 
 
 # users
@@ -219,15 +257,16 @@ async def set_user_disabled(session: AsyncSession, *, email: str, disabled: bool
     if not users:
         raise ManageError(f"no user with email {email!r}")
     for user in users:
+        before = user.disabled
         user.disabled = disabled
         session.add(user)
-    session.add(
-        AuditEvent(
-            actor="cli",
-            action="user.disable" if disabled else "user.enable",
-            target=email.strip().lower(),
+        record(
+            session,
+            "user.disable" if disabled else "user.enable",
+            email.strip().lower(),
+            before={"id": user.id, "disabled": before},
+            after={"id": user.id, "disabled": disabled},
         )
-    )
     await q.bump_change_epoch(session)
     await session.flush()
     return users
