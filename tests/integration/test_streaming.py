@@ -196,3 +196,32 @@ def test_upstream_dying_mid_stream_ends_with_an_error_event(gatepass: Harness) -
     row = gatepass.wait_for_logs(1)[0]
     assert row.error_type == "api_error"
     assert row.input_tokens == 11
+
+
+def test_a_dripping_upstream_hits_the_deadline_and_ends_with_an_error_event(
+    gatepass: Harness,
+) -> None:
+    from gatepass import manage
+
+    gatepass.store(
+        lambda s: manage.add_provider(
+            s,
+            gatepass.keyring,
+            name="fake",
+            kind="anthropic",
+            base_url=gatepass.upstream.url,
+            api_key="sk-ant-upstream-test-key-0123456789",
+            timeout=0.5,
+        )
+    )
+    gatepass.refresh_catalog()
+    key = gatepass.create_key("all")
+    drip = [(0.0, message_start())] + [(0.05, delta("."))] * 100 + [(math.inf, "never")]
+    gatepass.fake.script(StreamScript(drip))
+    _, body = stream_raw(gatepass, key)
+    text = body.decode()
+    assert text.startswith("event: message_start")
+    assert text.rstrip().splitlines()[-2] == "event: error"
+    assert '"timeout_error"' in text.rstrip().splitlines()[-1]
+    row = gatepass.wait_for_logs(1)[0]
+    assert row.error_type == "timeout_error"
