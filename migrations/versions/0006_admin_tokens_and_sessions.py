@@ -1,4 +1,4 @@
-"""admin tokens and sessions
+"""admin tokens, admin sessions, request bodies
 
 Revision ID: 0006
 Revises: 0005
@@ -36,6 +36,34 @@ def upgrade() -> None:
     sa.UniqueConstraint('name'),
     sa.UniqueConstraint('token_hash')
     )
+    op.create_table('request_body',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', gatepass.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('request_text', sa.Text(), nullable=False),
+    sa.Column('response_text', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('request_id')
+    )
+    with op.batch_alter_table('request_body', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_request_body_created_at'), ['created_at'], unique=False)
+    if op.get_bind().dialect.name == "sqlite":
+        # full-text index of captured conversation text (PostgreSQL uses to_tsvector instead)
+        op.execute(
+            "CREATE VIRTUAL TABLE request_body_fts USING fts5("
+            "request_text, response_text, content='request_body', content_rowid='id')"
+        )
+        op.execute(
+            "CREATE TRIGGER request_body_fts_insert AFTER INSERT ON request_body BEGIN "
+            "INSERT INTO request_body_fts(rowid, request_text, response_text) "
+            "VALUES (new.id, new.request_text, new.response_text); END"
+        )
+        op.execute(
+            "CREATE TRIGGER request_body_fts_delete AFTER DELETE ON request_body BEGIN "
+            "INSERT INTO request_body_fts(request_body_fts, rowid, request_text, response_text) "
+            "VALUES ('delete', old.id, old.request_text, old.response_text); END"
+        )
+
     op.create_table('admin_session',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -62,5 +90,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_admin_session_expires_at'))
 
     op.drop_table('admin_session')
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS request_body_fts_delete")
+        op.execute("DROP TRIGGER IF EXISTS request_body_fts_insert")
+        op.execute("DROP TABLE IF EXISTS request_body_fts")
+    with op.batch_alter_table('request_body', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_request_body_created_at'))
+
+    op.drop_table('request_body')
     op.drop_table('admin_token')
     # ### end Alembic commands ###

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from gatepass.admin.api import AdminApi
 from gatepass.admin.auth import AdminAuth
+from gatepass.admin.logs_page import LogsPage
 from gatepass.admin.pages import AdminPages
 from gatepass.config import Settings
 from gatepass.oauth import OAuthService
@@ -111,6 +112,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
         *sso.routes(),
         *AdminApi(gateway, admin_auth).routes(),
         *admin_pages.routes(),
+        *LogsPage(gateway, admin_pages).routes(),
     ]
     site = Starlette(routes=routes, lifespan=lifespan)
     site.state.gateway = gateway

@@ -71,6 +71,18 @@ class AdminSettings(_Strict):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 50  # default items per API page
 
 
+class LogsSettings(_Strict):
+    """Request logs: what is kept of each request, and for how long."""
+
+    # off: no bodies; metadata (default): no bodies either, the row only; full: also the
+    # request's messages and the response text (credentials redacted), searchable in /logs.
+    # The metadata row is always written: budgets are counted from it.
+    capture: Literal["off", "metadata", "full"] = "metadata"
+    retention_days: Annotated[int, Field(ge=0)] = 90  # 0 keeps logs forever
+    purge_interval: Annotated[float, Field(gt=0)] = 3600.0  # seconds between retention purges
+    max_body_chars: Annotated[int, Field(gt=0)] = 200_000  # per request and per response
+
+
 class PriceConfig(_Strict):
     """A model's price in USD per million tokens (multiples of $0.001)."""
 
@@ -141,6 +153,7 @@ class Settings(_Strict):
     sign_in: SignInSettings = SignInSettings()
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
+    logs: LogsSettings = LogsSettings()
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -17,15 +17,17 @@ from gatepass.crypto import Keyring
 from gatepass.limits.caps import usd_to_nano
 from gatepass.limits.limiter import Limiter
 from gatepass.limits.plan import Used
+from gatepass.logs.capture import bodies_of
 from gatepass.logs.writer import LogWriter
 from gatepass.policy.catalog import Catalog
 from gatepass.policy.keys import KeyAuthenticator
 from gatepass.policy.tokens import TokenAuthenticator
 from gatepass.proxy.relay import Relay
-from gatepass.store import identity_queries, limits_queries, queries
+from gatepass.store import admin_queries, identity_queries, limits_queries, queries
 from gatepass.store.db import SessionMaker, create_engine, session_maker
 from gatepass.store.identity import User
 from gatepass.store.models import VirtualKey
+from gatepass.store.types import utcnow
 
 log = logging.getLogger("gatepass")
 
@@ -53,6 +55,9 @@ class Gateway:
         self._relay: Relay | None = None
         self._writer: LogWriter | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._purger: asyncio.Task[None] | None = None
+        # set when `logs.capture = "full"`: the proxy then hands bodies to the log writer
+        self.capture_bodies = settings.logs.capture == "full"
         self.keys = KeyAuthenticator(self.keyring, self._load_key, ttl=settings.key_cache_ttl)
         self.tokens = TokenAuthenticator(
             self._verify_token, self._load_session_state, ttl=settings.key_cache_ttl
@@ -121,14 +126,16 @@ class Gateway:
         await self.refresh_catalog()
         await self.check_change_epoch()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="catalog-refresh")
+        self._purger = asyncio.create_task(self._purge_forever(), name="log-retention")
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._purger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.limits.close()
         if self._writer is not None:
             await self._writer.close()
@@ -193,9 +200,39 @@ class Gateway:
         self._epoch = epoch
 
     async def _write_logs(self, rows: list[dict[str, Any]]) -> None:
+        captured = [
+            (row["request_id"], row["created_at"], row.pop("capture"))
+            for row in rows
+            if "capture" in row
+        ]
+        bodies = bodies_of(captured, self.settings.logs.max_body_chars)  # text work: off the path
         async with self.sessions() as session:
             await queries.insert_request_logs(session, rows=rows)
+            await admin_queries.insert_request_bodies(session, rows=bodies)
             await session.commit()
+
+    async def purge_logs(self) -> int:
+        """Delete request logs (and bodies) older than `logs.retention_days`; rows deleted."""
+        days = self.settings.logs.retention_days
+        if days == 0:
+            return 0
+        async with self.sessions() as session:
+            deleted = await admin_queries.purge_older_than(
+                session, cutoff=utcnow() - timedelta(days=days)
+            )
+            await admin_queries.purge_admin_sessions(session, now=utcnow())
+            await session.commit()
+        return deleted
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                deleted = await self.purge_logs()
+                if deleted:
+                    log.info("retention: deleted %d request log rows", deleted)
+            except Exception:
+                log.exception("retention purge failed; trying again later")
+            await asyncio.sleep(self.settings.logs.purge_interval)
 
     async def check_database(self) -> bool:
         try:

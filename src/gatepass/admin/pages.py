@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gatepass import manage
@@ -84,12 +84,15 @@ class AdminPages:
         )
         return response
 
-    async def _principal(self, request: Request) -> Principal | Response:
+    async def principal(self, request: Request, *, redirect: bool = True) -> Principal | Response:
+        """The signed-in admin, or the response to send instead (sign-in or refusal)."""
         session_id = request.cookies.get(SESSION_COOKIE)
         try:
             principal = await self.auth.session(session_id) if session_id else None
         except AdminError as error:
             return self.error(error.status, "Not an administrator", error.message)
+        if principal is None and not redirect:
+            return JSONResponse({"error": "sign in at /admin"}, status_code=401)
         if principal is None:
             started: Response = await self.gateway.sso.begin(
                 request, purpose="admin", payload={"next": request.url.path}
@@ -98,13 +101,13 @@ class AdminPages:
         return principal
 
     async def index(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         return RedirectResponse(HOME, status_code=303)
 
     async def sign_out(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         form = await request.form()
@@ -155,7 +158,7 @@ class AdminPages:
     # keys
 
     async def keys(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         error, secret = None, None
@@ -198,7 +201,7 @@ class AdminPages:
     # mappings
 
     async def mappings(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         error, check = None, None
@@ -264,7 +267,7 @@ class AdminPages:
     # IdPs, users, audit
 
     async def idps(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         async with self.gateway.sessions() as session:
@@ -273,7 +276,7 @@ class AdminPages:
         return self._render("admin/idps.html", found, idps=rows)
 
     async def users(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         error = None
@@ -294,7 +297,7 @@ class AdminPages:
         return self._render("admin/users.html", found, users=rows, error=error)
 
     async def audit(self, request: Request) -> Response:
-        found = await self._principal(request)
+        found = await self.principal(request)
         if isinstance(found, Response):
             return found
         q = request.query_params

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
+from sqlalchemy import text as sql_text
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.store.admin import AdminSession, AdminToken
+from gatepass.store.bodies import RequestBody
 from gatepass.store.events import AuditEvent
 from gatepass.store.models import RequestLog
 
@@ -108,6 +111,7 @@ class LogFilter:
     max_latency_ms: float | None = None
     min_tokens: int | None = None
     after_id: int | None = None
+    request_ids: list[str] | None = None  # from a full-text search
 
 
 def _log_where(query: Any, f: LogFilter) -> Any:
@@ -124,6 +128,7 @@ def _log_where(query: Any, f: LogFilter) -> Any:
         (f.max_latency_ms, lambda v: col(RequestLog.latency_ms) <= v),
         (f.min_tokens, lambda v: tokens >= v),
         (f.after_id, lambda v: col(RequestLog.id) > v),
+        (f.request_ids, lambda v: col(RequestLog.request_id).in_(v)),
     ]
     for value, condition in conditions:
         if value is not None:
@@ -175,3 +180,44 @@ async def usage_by_key(session: AsyncSession) -> dict[str, dict[str, Any]]:
         for name, n, t, c in (await session.exec(query)).all()
         if name is not None
     }
+
+
+# captured bodies and retention
+
+
+async def insert_request_bodies(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.exec(insert(RequestBody).values(rows))
+
+
+async def get_request_body(session: AsyncSession, *, request_id: str) -> RequestBody | None:
+    query = select(RequestBody).where(RequestBody.request_id == request_id)
+    return (await session.exec(query)).first()
+
+
+async def search_request_ids(session: AsyncSession, *, text_query: str, limit: int) -> list[str]:
+    """Request ids whose captured conversation matches `text_query` (words, all required)."""
+    words = re.findall(r"\w+", text_query)
+    if not words:
+        return []
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "sqlite":
+        match = " AND ".join('"' + w + '"' for w in words)  # quoted: no FTS5 syntax from users
+        statement = sql_text(
+            "SELECT b.request_id FROM request_body_fts f JOIN request_body b ON b.id = f.rowid "
+            "WHERE request_body_fts MATCH :match ORDER BY b.id DESC LIMIT :limit"
+        ).bindparams(match=match, limit=limit)
+    else:
+        statement = sql_text(
+            "SELECT request_id FROM request_body WHERE to_tsvector('simple', request_text || ' ' "
+            "|| response_text) @@ plainto_tsquery('simple', :query) ORDER BY id DESC LIMIT :limit"
+        ).bindparams(query=" ".join(words), limit=limit)
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return [str(row[0]) for row in result.all()]
+
+
+async def purge_older_than(session: AsyncSession, *, cutoff: datetime) -> int:
+    """Delete request logs and captured bodies from before `cutoff` (retention)."""
+    await session.exec(delete(RequestBody).where(col(RequestBody.created_at) < cutoff))
+    result = await session.exec(delete(RequestLog).where(col(RequestLog.created_at) < cutoff))
+    return int(result.rowcount or 0)

@@ -1,0 +1,30 @@
+"""Conversation text of proxied requests, kept only when `logs.capture = "full"`.
+
+Separate from `request_log` so that the metadata rows stay small and budgets fast. SQLite
+indexes the text in an FTS5 table (`request_body_fts`, created by the migration); PostgreSQL
+searches it with `to_tsvector`/`plainto_tsquery`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Integer, Text
+from sqlmodel import Field, SQLModel
+
+from gatepass.store.types import UTCDateTime, utcnow
+
+
+class RequestBody(SQLModel, table=True):
+    __tablename__ = "request_body"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    request_id: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
+    request_text: str = Field(default="", sa_column=Column(Text(), nullable=False))
+    response_text: str = Field(default="", sa_column=Column(Text(), nullable=False))
