@@ -18,6 +18,7 @@ import orjson
 
 from gatepass.limits.limiter import Ticket
 from gatepass.limits.pricing import NANO_PER_USD
+from gatepass.logs.capture import Capture
 from gatepass.policy.keys import Denial
 from gatepass.policy.principal import Principal
 from gatepass.policy.tokens import looks_like_jwt
@@ -181,6 +182,9 @@ class AnthropicProxy:
             if plan is not None:
                 ticket = await limiter.admit(plan)  # raises the caller's 429 or a 503
         outcome = Outcome()
+        capture = Capture(body) if gateway.capture_bodies else None  # logs.capture = "full"
+        if capture is not None:
+            send = capture.wrap(send)
         gateway.request_started()
         try:
             await gateway.relay.forward(
@@ -234,6 +238,7 @@ class AnthropicProxy:
                         "error_type": outcome.error_type,
                         "error_message": outcome.error_message,
                         "client_disconnected": outcome.client_disconnected,
+                        "capture": capture,  # parsed by the log writer, not here
                     }
                 )
 
