@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatepass.admin import metrics_endpoint
 from gatepass.admin.api import AdminApi
 from gatepass.admin.auth import AdminAuth
 from gatepass.admin.logs_page import LogsPage
@@ -113,6 +114,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Any:
         *AdminApi(gateway, admin_auth).routes(),
         *admin_pages.routes(),
         *LogsPage(gateway, admin_pages).routes(),
+        *metrics_endpoint.routes(gateway),
     ]
     site = Starlette(routes=routes, lifespan=lifespan)
     site.state.gateway = gateway

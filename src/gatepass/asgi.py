@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from gatepass.app import create_app
 from gatepass.config import load_settings
+from gatepass.logs.structured import configure as configure_logging
 
 
 def create_from_environment() -> Any:
     """The app for the settings in `GATEPASS_CONFIG` and the `GATEPASS_*` variables."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)

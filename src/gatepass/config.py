@@ -83,6 +83,12 @@ class LogsSettings(_Strict):
     max_body_chars: Annotated[int, Field(gt=0)] = 200_000  # per request and per response
 
 
+class MetricsSettings(_Strict):
+    """`/metrics` (Prometheus); open unless a token is set."""
+
+    token: SecretStr | None = None  # scrapers then send Authorization: Bearer <token>
+
+
 class PriceConfig(_Strict):
     """A model's price in USD per million tokens (multiples of $0.001)."""
 
@@ -154,6 +160,8 @@ class Settings(_Strict):
     limits: LimitsSettings = LimitsSettings()
     admin: AdminSettings = AdminSettings()
     logs: LogsSettings = LogsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log_format: Literal["text", "json"] = "text"  # the process's own logs; json: one per line
     providers: list[ProviderConfig] = []
     models: list[ModelConfig] = []
 

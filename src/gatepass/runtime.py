@@ -18,6 +18,7 @@ from gatepass.limits.caps import usd_to_nano
 from gatepass.limits.limiter import Limiter
 from gatepass.limits.plan import Used
 from gatepass.logs.capture import bodies_of
+from gatepass.logs.metrics import Metrics
 from gatepass.logs.writer import LogWriter
 from gatepass.policy.catalog import Catalog
 from gatepass.policy.keys import KeyAuthenticator
@@ -58,6 +59,7 @@ class Gateway:
         self._purger: asyncio.Task[None] | None = None
         # set when `logs.capture = "full"`: the proxy then hands bodies to the log writer
         self.capture_bodies = settings.logs.capture == "full"
+        self.metrics = Metrics()  # fed by the log writer, read by /metrics
         self.keys = KeyAuthenticator(self.keyring, self._load_key, ttl=settings.key_cache_ttl)
         self.tokens = TokenAuthenticator(
             self._verify_token, self._load_session_state, ttl=settings.key_cache_ttl
@@ -210,6 +212,7 @@ class Gateway:
             await queries.insert_request_logs(session, rows=rows)
             await admin_queries.insert_request_bodies(session, rows=bodies)
             await session.commit()
+        self.metrics.observe(rows)
 
     async def purge_logs(self) -> int:
         """Delete request logs (and bodies) older than `logs.retention_days`; rows deleted."""
