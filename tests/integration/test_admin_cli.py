@@ -84,3 +84,11 @@ def test_audit_list_filters_and_export_writes_json_lines(config: Path) -> None:
     ]  # fmt: skip
     assert ok("audit", "export", "--until", "2000-01-01", config=config).stdout == ""
     assert "invalid time" in failed("audit", "export", "--since", "soonish", config=config)
+
+
+def test_signing_key_rotation_is_audited(config: Path) -> None:
+    ok("signing-keys", "rotate", config=config)
+    events = json.loads(
+        ok("audit", "list", "--action", "signing_key.", "--json", config=config).stdout
+    )
+    assert [(e["action"], e["actor"]) for e in events] == [("signing_key.rotate", "cli")]

@@ -11,10 +11,12 @@ from gatepass.store import identity_queries
 from tests.conftest import SignIn
 from tests.integration.admin_support import (
     admin_browser,
+    api,
     audit,
     csrf_token,
     error_of,
     make_alice_admin,
+    make_token,
 )
 
 ALICE = ("alice@corp.example", "alice-password")
@@ -146,3 +148,40 @@ def test_admin_pages_create_a_key_once_and_check_who_gets_what(signin: SignIn) -
     assert made.headers["x-frame-options"] == "DENY"
     assert "sales-key" in check.text
     assert "page-key" in audit_page.text
+
+
+def test_an_admin_token_disables_a_signed_in_user_whose_session_then_ends(signin: SignIn) -> None:
+    make_alice_admin(signin)
+    http, _ = admin_browser(signin, ALICE)
+    token = make_token(signin.gatepass, "hr-sync")
+    with closing(http), api(signin.gatepass, token) as admin:
+        assert http.get("/admin/api/users").status_code == 200
+        listed = admin.get("/users").json()["data"]
+        disabled = admin.post(f"/users/{ALICE[0]}/disable")
+        after = http.get("/admin/api/users")
+        enabled = admin.post(f"/users/{ALICE[0]}/enable")
+    assert [u["email"] for u in listed] == [ALICE[0]]
+    assert disabled.status_code == 200
+    assert disabled.json()["data"][0]["disabled"] is True
+    assert after.status_code == 401
+    assert enabled.json()["data"][0]["disabled"] is False
+    events = [e for e in audit(signin.gatepass) if e.action.startswith("user.")]
+    assert [(e.action, e.actor) for e in events] == [
+        ("user.disable", "token:hr-sync"),
+        ("user.enable", "token:hr-sync"),
+    ]
+
+
+def test_refused_changes_are_audited_without_their_bodies(signin: SignIn) -> None:
+    make_alice_admin(signin)
+    http, _ = admin_browser(signin, ALICE)
+    with closing(http):
+        http.post("/admin/api/keys", json={"name": "nope", "models": "*"})  # no CSRF token
+        http.delete("/admin/api/mappings/999", headers={"x-csrf-token": csrf_token(http)})
+    refused = [e for e in audit(signin.gatepass) if e.action.startswith("api.")]
+    assert [(e.action, e.outcome, e.actor) for e in refused] == [
+        ("api.create_key", "denied", ALICE[0]),
+        ("api.delete_mapping", "failure", ALICE[0]),
+    ]
+    assert refused[1].target == "999"
+    assert "nope" not in str(refused[0].detail)

@@ -9,6 +9,7 @@ secret is in its creation (or rotation) response and nowhere else.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,12 +27,14 @@ from gatepass.admin.auth import AdminAuth, Principal
 from gatepass.admin.errors import AdminError, render
 from gatepass.limits.spec import LimitSpec
 from gatepass.manage import identity as identity_ops
-from gatepass.manage.audit import acting_as
+from gatepass.manage.audit import acting_as, record
 from gatepass.store import admin_queries, identity_queries, queries
 from gatepass.store.admin_queries import LogFilter
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
+
+log = logging.getLogger("gatepass.admin")
 
 PREFIX = "/admin/api"
 MAX_PAGE = 1000
@@ -549,22 +552,53 @@ class AdminApi:
 
     async def _run(self, endpoint: Endpoint, request: Request) -> Response:
         principal = await self.auth.authenticate(request)
-        if endpoint.writes:
-            self.auth.check_write(principal, request, None)
-        body = await self._body(endpoint, request)
         ip = request.client.host if request.client else None
-        async with self.gateway.sessions() as session:
-            call = Call(request, principal, session, self.gateway, body)
-            try:
-                with acting_as(principal.actor, ip):
-                    response = await endpoint.handler(call)
-            except manage.ManageError as exc:
-                raise _manage_error(exc) from exc
-            await session.commit()
+        try:
+            if endpoint.writes:
+                self.auth.check_write(principal, request, None)
+            body = await self._body(endpoint, request)
+            async with self.gateway.sessions() as session:
+                call = Call(request, principal, session, self.gateway, body)
+                try:
+                    with acting_as(principal.actor, ip):
+                        response = await endpoint.handler(call)
+                except manage.ManageError as exc:
+                    raise _manage_error(exc) from exc
+                await session.commit()
+        except AdminError as error:
+            if endpoint.writes:  # refused changes are part of the trail too
+                await self._refused(endpoint, request, principal, error, ip)
+            raise
         if endpoint.writes:
             await self.gateway.check_change_epoch()  # this process sees its own change now
         response.headers["cache-control"] = "no-store"
         return response
+
+    async def _refused(
+        self,
+        endpoint: Endpoint,
+        request: Request,
+        principal: Principal,
+        error: AdminError,
+        ip: str | None,
+    ) -> None:
+        """One audit event for a refused change, in its own transaction (never the body)."""
+        outcome = "denied" if error.status in (401, 403) else "failure"
+        action = f"api.{endpoint.handler.__name__}"
+        target = "/".join(str(v) for v in request.path_params.values()) or None
+        try:
+            async with self.gateway.sessions() as session:
+                with acting_as(principal.actor, ip):
+                    record(
+                        session,
+                        action,
+                        target,
+                        outcome=outcome,
+                        extra={"status": error.status, "error": error.type},
+                    )
+                await session.commit()
+        except Exception:
+            log.exception("could not record a refused admin change")
 
     async def _body(self, endpoint: Endpoint, request: Request) -> Any:
         if endpoint.body is None:

@@ -18,6 +18,7 @@ from gatepass.cli import (
     settings_from,
 )
 from gatepass.manage import identity as ops
+from gatepass.manage.audit import record
 from gatepass.store import identity_queries as q
 from gatepass.store.identity import GroupMapping, IdpConnection, User
 from gatepass.store.models import VirtualKey
@@ -282,7 +283,13 @@ def signing_keys_rotate(config: ConfigOption = None, as_json: JsonOption = False
     settings = settings_from(config)
     keyring = keyring_from(settings)
     grace = settings.sign_in.signing_key_grace
-    kid = in_store(settings, lambda s: rotate_signing_key(s, keyring, grace))
+
+    async def rotate(session: Any) -> str:
+        kid = await rotate_signing_key(session, keyring, grace)
+        record(session, "signing_key.rotate", kid)
+        return kid
+
+    kid = in_store(settings, rotate)
     emit(
         {"kid": kid, "grace_seconds": grace},
         as_json,
