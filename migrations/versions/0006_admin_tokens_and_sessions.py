@@ -47,6 +47,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('request_body', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_request_body_created_at'), ['created_at'], unique=False)
+    # the audit trail is append-only, in the database too: no UPDATE, no DELETE
+    if op.get_bind().dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER audit_event_no_{verb.lower()} BEFORE {verb} ON audit_event "
+                "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END"
+            )
+    else:
+        op.execute(
+            "CREATE FUNCTION gatepass_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION gatepass_audit_append_only()"
+        )
     if op.get_bind().dialect.name == "sqlite":
         # full-text index of captured conversation text (PostgreSQL uses to_tsvector instead)
         op.execute(
@@ -90,6 +106,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_admin_session_expires_at'))
 
     op.drop_table('admin_session')
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_event_no_update")
+        op.execute("DROP TRIGGER IF EXISTS audit_event_no_delete")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event")
+        op.execute("DROP FUNCTION IF EXISTS gatepass_audit_append_only()")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS request_body_fts_delete")
         op.execute("DROP TRIGGER IF EXISTS request_body_fts_insert")

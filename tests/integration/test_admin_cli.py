@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,16 @@ def test_signing_key_rotation_is_audited(config: Path) -> None:
         ok("audit", "list", "--action", "signing_key.", "--json", config=config).stdout
     )
     assert [(e["action"], e["actor"]) for e in events] == [("signing_key.rotate", "cli")]
+
+
+def test_the_database_refuses_to_update_or_delete_audit_events(config: Path) -> None:
+    import sqlite3
+
+    seed(config)
+    database = config.read_text(encoding="utf-8").split('"')[1].removeprefix("sqlite:///")
+    with closing(sqlite3.connect(database)) as connection:
+        for statement in ("UPDATE audit_event SET actor = 'someone'", "DELETE FROM audit_event"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                connection.execute(statement)
+        count = connection.execute("SELECT count(*) FROM audit_event").fetchone()[0]
+    assert count == 2
