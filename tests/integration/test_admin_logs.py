@@ -16,7 +16,7 @@ from gatepass.store.bodies import RequestBody
 from gatepass.store.models import RequestLog
 from gatepass.store.types import utcnow
 from tests.conftest import Harness, SignIn
-from tests.integration.admin_support import admin_browser, make_alice_admin
+from tests.integration.admin_support import admin_browser, api, make_alice_admin, make_token
 
 ALICE = ("alice@corp.example", "alice-password")
 LEAKED = "sk-ant-api03-leakedleakedleaked0123456789"
@@ -65,6 +65,9 @@ def test_full_capture_makes_conversations_searchable_and_redacted(
     assert "purple elephant" in detail.text
     assert LEAKED not in detail.text
     assert "[REDACTED]" in detail.text
+    with api(harness, make_token(harness, read_only=True)) as admin:
+        searched = admin.get("/logs", params={"q": "elephant"}).json()
+    assert searched["totals"]["requests"] == 1
     stored = bodies(harness)
     assert len(stored) == 2
     assert all(LEAKED not in b.request_text for b in stored)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger("gatepass.admin")
 
 PREFIX = "/admin/api"
 MAX_PAGE = 1000
+SEARCH_LIMIT = 1000  # requests a content search can match
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -458,6 +459,12 @@ def log_filter(call: Call) -> LogFilter:
 async def list_logs(call: Call) -> Response:
     chosen = log_filter(call)
     limit, offset = _limits(call)
+    text_query = call.query("q")
+    if text_query:  # full-text search over captured conversations (logs.capture = "full")
+        ids = await admin_queries.search_request_ids(
+            call.session, text_query=text_query, limit=SEARCH_LIMIT
+        )
+        chosen = replace(chosen, request_ids=ids)
     rows = await admin_queries.search_request_logs(
         call.session, chosen, limit=limit + 1, offset=offset
     )
@@ -489,7 +496,7 @@ PAGE = ("limit", "offset")
 AUDIT_QUERY = ("action", "actor", "target", "since", "until", "format", *PAGE)
 LOG_QUERY = (
     "since", "until", "provider", "model", "user", "key", "status",
-    "min_latency_ms", "max_latency_ms", "min_tokens", "after_id", *PAGE,
+    "min_latency_ms", "max_latency_ms", "min_tokens", "after_id", "q", *PAGE,
 )  # fmt: skip
 
 ENDPOINTS: tuple[Endpoint, ...] = (
