@@ -79,3 +79,31 @@ def test_json_log_lines_carry_the_request_id() -> None:
     assert line["level"] == "warning"
     assert line["request_id"] == "req_gp_123"
     assert line["logger"] == "gatepass.proxy"
+
+
+def test_log_lines_written_while_handling_a_request_carry_its_id() -> None:
+    import contextvars
+    import io
+
+    from gatepass.logs.structured import REQUEST_ID, RequestIdFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gatepass.test-structured")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+
+        def handle_request() -> None:
+            REQUEST_ID.set("req_gp_abc")
+            logger.warning("upstream slow")
+
+        contextvars.copy_context().run(handle_request)
+        logger.warning("outside any request")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["request_id"] == "req_gp_abc"
+    assert "request_id" not in outside

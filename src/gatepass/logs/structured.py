@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+# Set by the proxy for each request (one ContextVar.set); read only when a line is logged.
+REQUEST_ID: ContextVar[str | None] = ContextVar("gatepass_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to every record logged while handling it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +41,7 @@ class JsonFormatter(logging.Formatter):
 def configure(log_format: str, level: int = logging.INFO) -> None:
     """Set up the root logger once, in text or JSON lines."""
     handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
