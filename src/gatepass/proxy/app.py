@@ -19,6 +19,7 @@ import orjson
 from gatepass.limits.limiter import Ticket
 from gatepass.limits.pricing import NANO_PER_USD
 from gatepass.logs.capture import Capture
+from gatepass.logs.structured import REQUEST_ID
 from gatepass.policy.keys import Denial
 from gatepass.policy.principal import Principal
 from gatepass.policy.tokens import looks_like_jwt
@@ -83,6 +84,7 @@ class AnthropicProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
+        REQUEST_ID.set(request_id)  # for log lines (gatepass.logs.structured)
         path = scope["path"][len(PREFIX) :]
         method = scope["method"]
         try:
