@@ -54,19 +54,29 @@ class Catalog:
 
     def __init__(self, routes: Iterable[Route] = (), aliases: dict[str, str] | None = None):
         self.routes: dict[str, Route] = {route.model_id: route for route in routes}
-        self._by_name: dict[str, Route] = dict(self.routes)
+        by_name: dict[str, Route] = dict(self.routes)
         for alias, target in (aliases or {}).items():
             if target in self.routes and alias not in self.routes:
-                self._by_name[alias] = self.routes[target]
+                by_name[alias] = self.routes[target]
+        # Only names that survive normalisation can ever resolve: checked once, here, so a
+        # lookup is one dict access (a name not in the dict resolves to nothing either way).
+        self._by_name = {n: r for n, r in by_name.items() if normalise_model_name(n) == n}
+        self._canonical: dict[tuple[str, ...], frozenset[str]] = {}  # allow-list → its ids
 
     def resolve(self, name: str) -> Route | None:
         """The route for a public id or alias, exactly as written."""
-        normalised = normalise_model_name(name)
-        return None if normalised is None else self._by_name.get(normalised)
+        return self._by_name.get(name)
 
     def canonical(self, names: Iterable[str]) -> frozenset[str]:
         """Canonical ids of the names that resolve (for allow-lists written with aliases)."""
-        return frozenset(route.model_id for n in names if (route := self.resolve(n)) is not None)
+        key = tuple(names)
+        ids = self._canonical.get(key)
+        if ids is None:
+            ids = frozenset(route.model_id for n in key if (route := self.resolve(n)) is not None)
+            if len(self._canonical) >= 10_000:  # allow-lists are few; bound it all the same
+                self._canonical.clear()
+            self._canonical[key] = ids
+        return ids
 
     def ordered(self) -> list[Route]:
         return list(self.routes.values())

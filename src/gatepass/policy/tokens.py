@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from gatepass.store.identity import User
 from gatepass.store.models import VirtualKey
 
 MAX_TOKEN_LENGTH = 16_384  # characters
+MAX_VERIFIED = 10_000  # verified tokens remembered; the cache is cleared when it fills
 
 
 class Claims(Protocol):
@@ -77,6 +79,11 @@ class TokenAuthenticator:
         self._load_state = load_state
         self._ttl = ttl
         self._cache: dict[tuple[str, int, str], tuple[float, _State]] = {}
+        # SHA-256 of a token that verified → (reuse until, Unix seconds; its claims). An RS256
+        # verification costs more than the rest of the request's policy together. Reused for
+        # the same `ttl` as the session state (so a retired signing key is noticed as fast as
+        # a revocation) and never past `exp`; the change epoch clears it with the rest.
+        self._verified: dict[bytes, tuple[float, Any]] = {}
         self._own_issuer: str | None = None
         self._external: ExternalTokens | None = None
 
@@ -86,13 +93,16 @@ class TokenAuthenticator:
         self._external = external
 
     async def check(self, token: str) -> KeyCheck:
-        if self._external is not None:
-            issuer = unverified_issuer(token)
-            if issuer is None:
-                return KeyCheck(None, "invalid_token")
-            if issuer != self._own_issuer:
-                return await self._external.check(token, issuer)
-        claims: Claims | None = await self._verify(token)
+        digest = hashlib.sha256(token.encode()).digest()
+        claims = self._remembered(digest)  # only tokens our own verifier accepted are here
+        if claims is None:
+            if self._external is not None:
+                issuer = unverified_issuer(token)
+                if issuer is None:
+                    return KeyCheck(None, "invalid_token")
+                if issuer != self._own_issuer:
+                    return await self._external.check(token, issuer)
+            claims = await self._verify_and_remember(token, digest)
         if claims is None:
             return KeyCheck(None, "invalid_token")
         cache_key = (claims.subject, claims.key_id, claims.family_id)
@@ -112,6 +122,25 @@ class TokenAuthenticator:
             return KeyCheck(None, "expired")
         return KeyCheck(principal)
 
+    def _remembered(self, digest: bytes) -> Claims | None:
+        cached = self._verified.get(digest)
+        if cached is None:
+            return None
+        if time.time() < cached[0]:
+            claims: Claims = cached[1]
+            return claims
+        del self._verified[digest]
+        return None
+
+    async def _verify_and_remember(self, token: str, digest: bytes) -> Claims | None:
+        verified: Claims | None = await self._verify(token)
+        expires_at = getattr(verified, "expires_at", None)
+        if verified is not None and isinstance(expires_at, int) and self._ttl > 0:
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[digest] = (min(expires_at, time.time() + self._ttl), verified)
+        return verified
+
     @staticmethod
     def _state(found: tuple[User, VirtualKey, bool] | None) -> _State:
         if found is None:
@@ -127,5 +156,6 @@ class TokenAuthenticator:
 
     def invalidate(self) -> None:
         self._cache.clear()
+        self._verified.clear()  # signing keys may have been removed
         if self._external is not None:
             self._external.invalidate()
