@@ -185,3 +185,23 @@ def test_refused_changes_are_audited_without_their_bodies(signin: SignIn) -> Non
     ]
     assert refused[1].target == "999"
     assert "nope" not in str(refused[0].detail)
+
+
+def test_revoking_an_admin_session_ends_it_at_once(signin: SignIn) -> None:
+    make_alice_admin(signin)
+    http, _ = admin_browser(signin, ALICE)
+    token = make_token(signin.gatepass, "security")
+    with closing(http), api(signin.gatepass, token) as admin:
+        assert http.get("/admin/api/keys").status_code == 200
+        (listed,) = admin.get("/sessions").json()["data"]
+        revoked = admin.delete(f"/sessions/{listed['id']}")
+        again = admin.delete(f"/sessions/{listed['id']}")
+        after = http.get("/admin/api/keys")
+    assert listed["email"] == ALICE[0]
+    assert "session_hash" not in listed
+    assert revoked.status_code == 204
+    assert again.status_code == 404
+    assert after.status_code == 401
+    (event,) = audit(signin.gatepass, "admin_session.revoke")
+    assert (event.actor, event.target) == ("token:security", ALICE[0])
+    assert "session_hash" not in str(event.detail)

@@ -26,10 +26,12 @@ from gatepass.admin import views
 from gatepass.admin.auth import AdminAuth, Principal
 from gatepass.admin.errors import AdminError, render
 from gatepass.limits.spec import LimitSpec
+from gatepass.manage import admin_tokens
 from gatepass.manage import identity as identity_ops
 from gatepass.manage.audit import acting_as, record
 from gatepass.store import admin_queries, identity_queries, queries
 from gatepass.store.admin_queries import LogFilter
+from gatepass.store.types import utcnow
 
 if TYPE_CHECKING:
     from gatepass.runtime import Gateway
@@ -406,6 +408,23 @@ async def enable_user(call: Call) -> Response:
     return await _set_disabled(call, False)
 
 
+# admin sessions
+
+
+async def list_sessions(call: Call) -> Response:
+    rows = await admin_queries.list_admin_sessions(call.session, now=utcnow())
+    return _page(call, [views.admin_session(r) for r in rows])
+
+
+async def revoke_session(call: Call) -> Response:
+    try:
+        row_id = int(call.param("session_id"))
+    except ValueError as exc:
+        raise AdminError(404, "not_found", "no such admin session") from exc
+    await admin_tokens.revoke_admin_session(call.session, session_id=row_id)
+    return Response(status_code=204)
+
+
 # audit and logs
 
 
@@ -525,6 +544,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/users", list_users, "List users", query=PAGE, paged=True),
     Endpoint("POST", "/users/{email}/disable", disable_user, "Disable a user"),
     Endpoint("POST", "/users/{email}/enable", enable_user, "Enable a user"),
+    Endpoint("GET", "/sessions", list_sessions, "Admin browser sessions", query=PAGE, paged=True),
+    Endpoint("DELETE", "/sessions/{session_id}", revoke_session, "End an admin session now"),
     Endpoint("GET", "/audit", list_audit, "Audit events (format=jsonl exports)", query=AUDIT_QUERY,
              paged=True),
     Endpoint("GET", "/logs", list_logs, "Request logs with totals", query=LOG_QUERY, paged=True),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gatepass.limits.spec import LimitSpec
-from gatepass.store.admin import AdminToken
+from gatepass.store.admin import AdminSession, AdminToken
 from gatepass.store.events import AuditEvent
 from gatepass.store.identity import GroupMapping, IdpConnection, User
 from gatepass.store.models import ModelRoute, Provider, RequestLog, VirtualKey
@@ -135,3 +135,13 @@ def request_log(row: RequestLog) -> dict[str, Any]:
     data = row.model_dump()
     data["created_at"] = _time(row.created_at)
     return data
+
+
+def admin_session(row: AdminSession) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "user_id": row.user_id,
+        "created_at": _time(row.created_at),
+        "expires_at": _time(row.expires_at),
+    }

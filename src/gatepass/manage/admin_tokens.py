@@ -58,3 +58,13 @@ async def revoke_admin_token(session: AsyncSession, *, name: str) -> AdminToken:
         await session.flush()
         record(session, "admin_token.revoke", name, before=before, after=snapshot(token))
     return token
+
+
+async def revoke_admin_session(session: AsyncSession, *, session_id: int) -> None:
+    """End one admin browser session now (its next request is refused)."""
+    row = await admin_queries.get_admin_session_by_id(session, row_id=session_id)
+    if row is None:
+        raise ManageError(f"no admin session with id {session_id}")
+    record(session, "admin_session.revoke", row.email, before=snapshot(row))
+    await session.delete(row)
+    await session.flush()

@@ -30,6 +30,7 @@ SECRET_FIELDS = frozenset(
         "client_secret_encrypted",
         "upstream_refresh_token_encrypted",
         "token_hash",
+        "session_hash",
     }
 )
 
@@ -62,7 +63,7 @@ def snapshot(row: SQLModel | None) -> dict[str, Any] | None:
     return {
         name: _plain(value)
         for name, value in row.model_dump().items()
-        if name not in SECRET_FIELDS and not name.endswith("_encrypted")
+        if name not in SECRET_FIELDS and not name.endswith(("_encrypted", "_hash"))
     }
 
 

@@ -221,3 +221,12 @@ async def purge_older_than(session: AsyncSession, *, cutoff: datetime) -> int:
     await session.exec(delete(RequestBody).where(col(RequestBody.created_at) < cutoff))
     result = await session.exec(delete(RequestLog).where(col(RequestLog.created_at) < cutoff))
     return int(result.rowcount or 0)
+
+
+async def list_admin_sessions(session: AsyncSession, *, now: datetime) -> Sequence[AdminSession]:
+    query = select(AdminSession).where(col(AdminSession.expires_at) > now)
+    return (await session.exec(query.order_by(col(AdminSession.id)))).all()
+
+
+async def get_admin_session_by_id(session: AsyncSession, *, row_id: int) -> AdminSession | None:
+    return await session.get(AdminSession, row_id)
