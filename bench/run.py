@@ -693,13 +693,82 @@ def log_queries(workdir: Path, rows: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- claude gateway
 
 
-def claude_gateway_status() -> str:
-    """Why the optional `claude gateway` configuration is or is not measured."""
-    if not CLAUDE.exists():
-        return f"not run: {CLAUDE} is not installed"
-    return (
-        "not run: `claude gateway` needs PostgreSQL, an OIDC IdP and a device-flow token; "
-        "see bench/results/README.md for what was tried"
+CLAUDE_SESSION_SECRET = "bench-claude-gateway-session-secret-0123456789"
+CLAUDE_DB = "claude_gateway_bench"
+
+
+def claude_session_token(public_url: str) -> str:
+    """The session JWT `claude gateway` hands out at the end of its device flow, minted here
+    with its `session.jwt_secret` the way the gateway signs it (HS256, `kid` = first 8 bytes of
+    SHA-256 of the secret, `aud` "claude-gateway", `iss` its public URL)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    secret = CLAUDE_SESSION_SECRET.encode()
+    now = int(time.time())
+    header = {"alg": "HS256", "typ": "JWT", "kid": hashlib.sha256(secret).digest()[:8].hex()}
+    claims = {
+        "sub": "alice",
+        "email": "alice@corp.example",
+        "name": "Alice",
+        "groups": ["engineering"],
+        "aud": "claude-gateway",
+        "iss": public_url,
+        "iat": now,
+        "exp": now + 86_400,
+    }
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def start_claude_gateway(procs: Processes, workdir: Path) -> Config | None:
+    """`claude gateway` (npm @anthropic-ai/claude-code) on PostgreSQL, with idp-dev as its IdP."""
+    if not CLAUDE.exists() or shutil.which("psql") is None:
+        return None
+    psql = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres"]
+    for sql in (f"DROP DATABASE IF EXISTS {CLAUDE_DB}", f"CREATE DATABASE {CLAUDE_DB}"):
+        if subprocess.run([*psql, "-c", sql], capture_output=True, check=False).returncode:
+            return None
+    idp_port = PORTS["claude-gateway"] + 10
+    procs.start("claude-idp", LOAD_CPU, [str(Path(PY).parent / "idp-dev"), "--port", str(idp_port)])
+    wait_for_port(idp_port, 20, procs.procs["claude-idp"])
+    public_url = f"http://127.0.0.1:{PORTS['claude-gateway']}"
+    config = workdir / "claude-gateway.yaml"
+    config.write_text(
+        f"""listen:
+  host: 127.0.0.1
+  port: {PORTS["claude-gateway"]}
+  public_url: {public_url}
+upstreams:
+  - provider: anthropic
+    base_url: http://127.0.0.1:{PORTS["upstream"]}
+    auth:
+      api_key: {UPSTREAM_KEY}
+oidc:
+  issuer: http://127.0.0.1:{idp_port}
+  client_id: claude-gateway
+  client_secret: claude-gateway-secret
+session:
+  jwt_secret: {CLAUDE_SESSION_SECRET}
+store:
+  postgres_url: postgresql://postgres@127.0.0.1:5432/{CLAUDE_DB}
+"""
+    )
+    argv = [str(CLAUDE), "gateway", "--config", str(config)]
+    # loopback upstream and IdP are refused unless this is set (an SSRF guard)
+    procs.start("claude-gateway", SERVER_CPU, argv, {"CLAUDE_GATEWAY_ALLOW_LOOPBACK": "1"})
+    wait_for_port(PORTS["claude-gateway"], 60, procs.procs["claude-gateway"])
+    return Config(
+        "claude-gateway",
+        "`claude gateway` (Bun binary), PostgreSQL store, session JWT as bearer, no admin/spend",
+        f"{public_url}/v1/messages",
+        "claude-gateway",
+        bearer=claude_session_token(public_url),
     )
 
 
@@ -803,7 +872,7 @@ def table(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- main
 
 
-ALL = ["direct", "ceiling-httpx2", "ceiling-aiohttp", "gatepass", "litellm"]
+ALL = ["direct", "ceiling-httpx2", "ceiling-aiohttp", "gatepass", "litellm", "claude-gateway"]
 QUICK = ["direct", "gatepass"]
 
 
@@ -856,6 +925,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     configs.append(start_ceiling(procs, name.removeprefix("ceiling-")))
                 elif name == "gatepass":
                     configs.extend(start_gatepass(procs, workdir))
+                elif name == "claude-gateway":
+                    cfg = start_claude_gateway(procs, workdir)
+                    if cfg is None:
+                        report["configs"][name] = {"error": "claude CLI or PostgreSQL missing"}
+                    else:
+                        configs.append(cfg)
                 elif name == "litellm":
                     cfg = start_litellm(procs, workdir)
                     if cfg is None:
@@ -866,8 +941,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     sys.exit(f"unknown configuration {name!r}")
             except RuntimeError as exc:
                 report["configs"][name] = {"error": f"did not start: {exc}; {procs.tail(name, 5)}"}
-        if "claude-gateway" not in report["configs"] and not quick:
-            report["configs"]["claude-gateway"] = {"error": claude_gateway_status()}
         for cfg in configs:
             print(f"{cfg.name}: {cfg.description}", flush=True)
             result = measure(procs, cfg, connections, duration)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 DELTA = b"content_block_delta"
 END = b"\r\n0\r\n\r\n"
+READ_TIMEOUT = 10.0  # seconds of silence before a stream counts as failed
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -38,7 +39,7 @@ async def worker(
             buffer = b""
             first_byte = first_delta = None
             while True:
-                chunk = await reader.read(65536)
+                chunk = await asyncio.wait_for(reader.read(65536), READ_TIMEOUT)
                 if not chunk:
                     raise ConnectionError("server closed the connection")
                 now = time.perf_counter()
