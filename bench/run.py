@@ -258,9 +258,10 @@ def start_upstream(procs: Processes, token_delay: float) -> None:
     wait_for_port(PORTS["upstream"], 20, procs.procs["upstream"])
 
 
-def start_direct(procs: Processes) -> Config:
+def start_direct(procs: Processes, token_delay: float = 0.0) -> Config:
+    procs.stop("direct")
     argv = [PY, "-m", "gatepass.devtools.fake_upstream", "--port", str(PORTS["direct"]),
-            "--no-record", "--deltas", str(DELTAS)]  # fmt: skip
+            "--no-record", "--deltas", str(DELTAS), "--token-delay", str(token_delay)]  # fmt: skip
     procs.start("direct", SERVER_CPU, argv)
     wait_for_port(PORTS["direct"], 20, procs.procs["direct"])
     return Config(
@@ -954,6 +955,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
         if not quick:
             start_upstream(procs, TOKEN_DELAY)
+            if "direct" in procs.procs:
+                start_direct(procs, TOKEN_DELAY)  # DIRECT's own upstream slows down too
             for cfg in configs:
                 if "http" in report["configs"][cfg.name]:
                     report["configs"][cfg.name]["streams_slow"] = measure_streams(
