@@ -54,6 +54,7 @@ PORTS = {
     "gatepass": 19020,
     "litellm": 19030,
     "claude-gateway": 19040,
+    "claude-gateway-spend": 19041,
 }
 MODEL = "claude-sonnet-4-6"
 BODY = json.dumps(
@@ -727,23 +728,33 @@ def claude_session_token(public_url: str) -> str:
     return f"{signing_input}.{b64(signature)}"
 
 
-def start_claude_gateway(procs: Processes, workdir: Path) -> Config | None:
-    """`claude gateway` (npm @anthropic-ai/claude-code) on PostgreSQL, with idp-dev as its IdP."""
+def start_claude_gateway(procs: Processes, workdir: Path, *, spend: bool = False) -> Config | None:
+    """`claude gateway` (npm @anthropic-ai/claude-code) on PostgreSQL, with idp-dev as its IdP.
+
+    With `spend`, an `admin:` section is configured, which turns its spend meter on (every
+    request priced and recorded in PostgreSQL, limits prechecked).
+    """
     if not CLAUDE.exists() or shutil.which("psql") is None:
         return None
+    name = "claude-gateway-spend" if spend else "claude-gateway"
+    database = CLAUDE_DB + ("_spend" if spend else "")
     psql = ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres"]
-    for sql in (f"DROP DATABASE IF EXISTS {CLAUDE_DB}", f"CREATE DATABASE {CLAUDE_DB}"):
+    for sql in (f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}"):
         if subprocess.run([*psql, "-c", sql], capture_output=True, check=False).returncode:
             return None
     idp_port = PORTS["claude-gateway"] + 10
-    procs.start("claude-idp", LOAD_CPU, [str(Path(PY).parent / "idp-dev"), "--port", str(idp_port)])
-    wait_for_port(idp_port, 20, procs.procs["claude-idp"])
-    public_url = f"http://127.0.0.1:{PORTS['claude-gateway']}"
-    config = workdir / "claude-gateway.yaml"
+    if "claude-idp" not in procs.procs:
+        idp = [str(Path(PY).parent / "idp-dev"), "--port", str(idp_port)]
+        procs.start("claude-idp", LOAD_CPU, idp)
+        wait_for_port(idp_port, 20, procs.procs["claude-idp"])
+    port = PORTS[name]
+    public_url = f"http://127.0.0.1:{port}"
+    admin = "admin:\n  write_keys:\n    - id: bench\n      key: " + "b" * 40 + "\n" if spend else ""
+    config = workdir / f"{name}.yaml"
     config.write_text(
         f"""listen:
   host: 127.0.0.1
-  port: {PORTS["claude-gateway"]}
+  port: {port}
   public_url: {public_url}
 upstreams:
   - provider: anthropic
@@ -757,18 +768,19 @@ oidc:
 session:
   jwt_secret: {CLAUDE_SESSION_SECRET}
 store:
-  postgres_url: postgresql://postgres@127.0.0.1:5432/{CLAUDE_DB}
-"""
+  postgres_url: postgresql://postgres@127.0.0.1:5432/{database}
+{admin}"""
     )
     argv = [str(CLAUDE), "gateway", "--config", str(config)]
     # loopback upstream and IdP are refused unless this is set (an SSRF guard)
-    procs.start("claude-gateway", SERVER_CPU, argv, {"CLAUDE_GATEWAY_ALLOW_LOOPBACK": "1"})
-    wait_for_port(PORTS["claude-gateway"], 60, procs.procs["claude-gateway"])
+    procs.start(name, SERVER_CPU, argv, {"CLAUDE_GATEWAY_ALLOW_LOOPBACK": "1"})
+    wait_for_port(port, 60, procs.procs[name])
+    meter = "spend meter on (admin section)" if spend else "no admin section, no spend meter"
     return Config(
-        "claude-gateway",
-        "`claude gateway` (Bun binary), PostgreSQL store, session JWT as bearer, no admin/spend",
+        name,
+        f"`claude gateway` (Bun binary), PostgreSQL store, session JWT as bearer, {meter}",
         f"{public_url}/v1/messages",
-        "claude-gateway",
+        name,
         bearer=claude_session_token(public_url),
     )
 
@@ -873,7 +885,15 @@ def table(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- main
 
 
-ALL = ["direct", "ceiling-httpx2", "ceiling-aiohttp", "gatepass", "litellm", "claude-gateway"]
+ALL = [
+    "direct",
+    "ceiling-httpx2",
+    "ceiling-aiohttp",
+    "gatepass",
+    "litellm",
+    "claude-gateway",
+    "claude-gateway-spend",
+]
 QUICK = ["direct", "gatepass"]
 
 
@@ -926,8 +946,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     configs.append(start_ceiling(procs, name.removeprefix("ceiling-")))
                 elif name == "gatepass":
                     configs.extend(start_gatepass(procs, workdir))
-                elif name == "claude-gateway":
-                    cfg = start_claude_gateway(procs, workdir)
+                elif name in ("claude-gateway", "claude-gateway-spend"):
+                    cfg = start_claude_gateway(procs, workdir, spend=name.endswith("-spend"))
                     if cfg is None:
                         report["configs"][name] = {"error": "claude CLI or PostgreSQL missing"}
                     else:
