@@ -117,6 +117,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Also write uvicorn's access log line per request (slower).")
+    ] = False,
 ) -> None:
     """Run the gateway."""
     import uvicorn
@@ -139,6 +142,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,  # the request log already records every proxied request
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.drain_timeout) + 1,
     )

@@ -80,7 +80,10 @@ class RequestLog(SQLModel, table=True):
     """One row per proxied request, written off the request path in batches."""
 
     __tablename__ = "request_log"
-    __table_args__ = (Index("ix_request_log_key_created", "key_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_request_log_key_created", "key_id", "created_at"),
+        Index("ix_request_log_user_created", "user_email", "created_at"),
+    )
 
     id: int | None = Field(
         default=None,
