@@ -46,15 +46,28 @@ CLAUDE = ROOT / ".cache/node/node_modules/.bin/claude"
 SERVER_CPU = "1"
 LOAD_CPU = "0"
 
+
+def _free_port() -> int:
+    """A port nothing listens on now (ports are picked per run so two runs, or a run and
+    anything else on the machine, cannot collide)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 PORTS = {
-    "direct": 19000,  # the fake upstream measured directly (its own process, on SERVER_CPU)
-    "upstream": 19001,  # the fake upstream every proxy forwards to (on LOAD_CPU)
-    "ceiling-httpx2": 19011,
-    "ceiling-aiohttp": 19012,
-    "gatepass": 19020,
-    "litellm": 19030,
-    "claude-gateway": 19040,
-    "claude-gateway-spend": 19041,
+    name: _free_port()
+    for name in (
+        "direct",  # the fake upstream measured directly (its own process, on SERVER_CPU)
+        "upstream",  # the fake upstream every proxy forwards to (on LOAD_CPU)
+        "ceiling-httpx2",
+        "ceiling-aiohttp",
+        "gatepass",
+        "litellm",
+        "claude-gateway",
+        "claude-gateway-spend",
+        "claude-idp",
+    )
 }
 MODEL = "claude-sonnet-4-6"
 BODY = json.dumps(
@@ -742,7 +755,7 @@ def start_claude_gateway(procs: Processes, workdir: Path, *, spend: bool = False
     for sql in (f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}"):
         if subprocess.run([*psql, "-c", sql], capture_output=True, check=False).returncode:
             return None
-    idp_port = PORTS["claude-gateway"] + 10
+    idp_port = PORTS["claude-idp"]
     if "claude-idp" not in procs.procs:
         idp = [str(Path(PY).parent / "idp-dev"), "--port", str(idp_port)]
         procs.start("claude-idp", LOAD_CPU, idp)
