@@ -355,14 +355,19 @@ UserTpm = Annotated[str | None, _limit_option("Each user's tokens per minute")]
 UserMaxConcurrent = Annotated[str | None, _limit_option("Each user's requests at once")]
 
 
-def limit_spec(**given: str | None) -> LimitSpec:
-    """The limit flags as a spec (flags not given are left out)."""
+def limit_spec(arguments: dict[str, Any]) -> LimitSpec:
+    """The limit flags among a command's arguments as a spec (flags not given are left out).
+
+    Commands pass `locals()` before anything else is assigned, so the fields are named once,
+    by `LimitSpec` itself.
+    """
     from pydantic import ValidationError
 
     from gatepass.config import describe_validation_error
 
     try:
-        return LimitSpec.model_validate({k: v for k, v in given.items() if v is not None})
+        given = {k: arguments[k] for k in LimitSpec.model_fields if arguments.get(k) is not None}
+        return LimitSpec.model_validate(given)
     except ValidationError as exc:
         raise fail(
             describe_validation_error(exc).replace("invalid configuration", "invalid limits")
@@ -400,20 +405,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a virtual key; its secret is printed once, on the last line."""
-    limits = limit_spec(
-        budget_usd=budget_usd,
-        budget_tokens=budget_tokens,
-        period=period,
-        reset=reset,
-        rpm=rpm,
-        tpm=tpm,
-        max_concurrent=max_concurrent,
-        per_user_budget_usd=per_user_budget_usd,
-        per_user_budget_tokens=per_user_budget_tokens,
-        per_user_rpm=per_user_rpm,
-        per_user_tpm=per_user_tpm,
-        per_user_max_concurrent=per_user_max_concurrent,
-    )
+    limits = limit_spec(locals())
     settings = settings_from(config)
     keyring = keyring_from(settings)
     issued = in_store(
@@ -455,20 +447,7 @@ def keys_update(
     as_json: JsonOption = False,
 ) -> None:
     """Change a key's models, expiry, managed settings or limits; its secret stays the same."""
-    limits = limit_spec(
-        budget_usd=budget_usd,
-        budget_tokens=budget_tokens,
-        period=period,
-        reset=reset,
-        rpm=rpm,
-        tpm=tpm,
-        max_concurrent=max_concurrent,
-        per_user_budget_usd=per_user_budget_usd,
-        per_user_budget_tokens=per_user_budget_tokens,
-        per_user_rpm=per_user_rpm,
-        per_user_tpm=per_user_tpm,
-        per_user_max_concurrent=per_user_max_concurrent,
-    )
+    limits = limit_spec(locals())
     settings_doc: dict[str, Any] | None = None
     if managed_settings is not None:
         try:
