@@ -542,6 +542,17 @@ def wait_until_ready(process: subprocess.Popen[Any], url: str, log: Path) -> Non
     pytest.fail(f"gatepass serve was not ready within 30 s:\n{log.read_text()}")
 
 
+def test_serve_refuses_several_workers_when_limits_are_counted_in_memory(config: Path) -> None:
+    message = failed("serve", "--workers", "2", config=config)
+    assert "--workers 2 needs budgets and rate limits in Redis" in message
+    memory = config.parent / "memory.toml"
+    memory.write_text(config.read_text() + '\nredis_url = "redis://127.0.0.1:9/0"\n')
+    memory.write_text(memory.read_text() + '[limits]\nbackend = "memory"\n')
+    assert "needs budgets and rate limits in Redis" in failed(
+        "serve", "--workers", "2", config=memory
+    )
+
+
 def test_operator_sets_up_and_serves_with_real_processes(
     tmp_path: Path,
     upstream: Upstream,

@@ -53,6 +53,12 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def limits_are_shared(settings: Settings) -> bool:
+    """Whether limit counters live in Redis, shared by every worker and replica."""
+    backend = settings.limits.backend
+    return backend == "redis" or (backend == "auto" and settings.redis_url is not None)
+
+
 def settings_from(config: Path | None) -> Settings:
     try:
         return load_settings(config)
@@ -125,6 +131,11 @@ def serve(
     import uvicorn
 
     settings = settings_from(config)
+    if workers > 1 and not limits_are_shared(settings):
+        raise fail(
+            f"--workers {workers} needs budgets and rate limits in Redis (set redis_url): "
+            "counted in process memory, every worker would allow the whole limit"
+        )
     keyring = keyring_from(settings)
     if settings.providers or settings.models:
         in_store(

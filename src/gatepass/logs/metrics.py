@@ -3,43 +3,58 @@
 The hot path does nothing for metrics: the writer's batch goes through `observe` after it is
 stored, and gauges (requests in progress) are read at scrape time. Counts are per process,
 as Prometheus expects (it sums replicas); they lag requests by one flush interval.
+
+`observe` runs for every request, so it only bumps counters keyed by raw label values;
+label names, string conversion and cumulative buckets are all left to `render`.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from itertools import accumulate
 from typing import Any
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)  # seconds
 TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)  # seconds
 UPSTREAM_FAILURE_STATUSES = frozenset({500, 502, 503, 504, 529})
+TOKEN_KINDS = (
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("cache_creation_input_tokens", "cache_creation_input"),
+    ("cache_read_input_tokens", "cache_read_input"),
+)
 
-Labels = tuple[tuple[str, str], ...]
+Key = tuple[Any, ...]  # raw label values, in the family's label-name order
+
+
+class Family:
+    """A counter family: values by raw label key."""
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
+        self.name, self.help_text, self.labels = name, help_text, labels
+        self.values: defaultdict[Key, float] = defaultdict(int)
 
 
 class Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts: dict[Labels, list[int]] = defaultdict(lambda: [0] * len(buckets))
-        self.sums: dict[Labels, float] = defaultdict(float)
-        self.totals: dict[Labels, int] = defaultdict(int)
+    """Per-key counts of each bucket alone (the last is +Inf), made cumulative at render."""
 
-    def observe(self, labels: Labels, value: float) -> None:
-        counts = self.counts[labels]
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                counts[i] += 1
-        self.sums[labels] += value
-        self.totals[labels] += 1
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
+        self.name, self.help_text, self.buckets = name, help_text, buckets
+        self.counts: dict[Key, list[int]] = {}
+        self.sums: defaultdict[Key, float] = defaultdict(float)
 
-
-def _labels(**values: Any) -> Labels:
-    return tuple((k, "" if v is None else str(v)) for k, v in values.items())
+    def observe(self, key: Key, value: float) -> None:
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self.counts[key] = [0] * (len(self.buckets) + 1)
+        counts[bisect_left(self.buckets, value)] += 1
+        self.sums[key] += value
 
 
-def _format(labels: Labels, extra: Labels = ()) -> str:
-    pairs = [*labels, *extra]
+def _format(names: tuple[str, ...], key: Key, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    pairs = [*zip(names, ("" if v is None else str(v) for v in key), strict=True), *extra]
     if not pairs:
         return ""
     escaped = (
@@ -49,80 +64,94 @@ def _format(labels: Labels, extra: Labels = ()) -> str:
     return "{" + ",".join(escaped) + "}"
 
 
+def _number(value: float) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 class Metrics:
     def __init__(self) -> None:
-        self.requests: dict[Labels, int] = defaultdict(int)
-        self.errors: dict[Labels, int] = defaultdict(int)
-        self.tokens: dict[Labels, int] = defaultdict(int)
-        self.cost: dict[Labels, float] = defaultdict(float)
-        self.upstream_failures: dict[Labels, int] = defaultdict(int)
-        self.disconnects = 0
-        self.latency = Histogram(LATENCY_BUCKETS)
-        self.ttfb = Histogram(TTFB_BUCKETS)
+        self.requests = Family("gatepass_requests_total", "Proxied requests.", ("model", "status"))
+        self.errors = Family("gatepass_errors_total", "Failed requests by error type.", ("type",))
+        self.tokens = Family(
+            "gatepass_tokens_total", "Tokens by model and kind.", ("model", "kind")
+        )
+        self.cost = Family("gatepass_cost_usd_total", "Cost in USD by model.", ("model",))
+        self.upstream_failures = Family(
+            "gatepass_upstream_failures_total",
+            "Upstream 5xx/529 answers and failures by provider.",
+            ("provider", "status"),
+        )
+        self.disconnects = Family(
+            "gatepass_client_disconnects_total", "Requests the client abandoned.", ()
+        )
+        self.disconnects.values[()] = 0
+        self.latency = Histogram(
+            "gatepass_request_duration_seconds", "Whole-request latency.", LATENCY_BUCKETS
+        )
+        self.ttfb = Histogram(
+            "gatepass_time_to_first_byte_seconds", "Time to the first byte.", TTFB_BUCKETS
+        )
 
     def observe(self, rows: Iterable[dict[str, Any]]) -> None:
         """Count a batch of request-log rows (called by the log writer after storing them)."""
+        requests, tokens, cost = self.requests.values, self.tokens.values, self.cost.values
         for row in rows:
-            model, provider, status = row.get("model"), row.get("provider"), row.get("status")
-            self.requests[_labels(model=model, status=status)] += 1
-            if row.get("error_type"):
-                self.errors[_labels(type=row["error_type"])] += 1
+            model, status = row.get("model"), row.get("status")
+            requests[model, status] += 1
+            error_type = row.get("error_type")
+            if error_type:
+                self.errors.values[error_type,] += 1
             if status in UPSTREAM_FAILURE_STATUSES:
-                self.upstream_failures[_labels(provider=provider, status=status)] += 1
+                self.upstream_failures.values[row.get("provider"), status] += 1
             if row.get("client_disconnected"):
-                self.disconnects += 1
-            for kind in ("input", "output", "cache_creation_input", "cache_read_input"):
-                count = row.get(f"{kind}_tokens") or 0
+                self.disconnects.values[()] += 1
+            for field, kind in TOKEN_KINDS:
+                count = row.get(field)
                 if count:
-                    self.tokens[_labels(model=model, kind=kind)] += int(count)
-            if row.get("cost_usd"):
-                self.cost[_labels(model=model)] += float(row["cost_usd"])
-            if row.get("latency_ms") is not None:
-                self.latency.observe(_labels(model=model), float(row["latency_ms"]) / 1000)
-            if row.get("ttfb_ms") is not None:
-                self.ttfb.observe(_labels(model=model), float(row["ttfb_ms"]) / 1000)
+                    tokens[model, kind] += int(count)
+            cost_usd = row.get("cost_usd")
+            if cost_usd:
+                cost[model,] += float(cost_usd)
+            latency_ms = row.get("latency_ms")
+            if latency_ms is not None:
+                self.latency.observe((model,), latency_ms / 1000)
+            ttfb_ms = row.get("ttfb_ms")
+            if ttfb_ms is not None:
+                self.ttfb.observe((model,), ttfb_ms / 1000)
 
     def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
         """Prometheus text exposition format 0.0.4."""
         out: list[str] = []
-
-        def family(name: str, kind: str, help_text: str, samples: dict[Labels, Any]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in sorted(samples.items()):
-                out.append(f"{name}{_format(labels)} {value}")
-
-        family("gatepass_requests_total", "counter", "Proxied requests.", self.requests)
-        family("gatepass_errors_total", "counter", "Failed requests by error type.", self.errors)
-        family("gatepass_tokens_total", "counter", "Tokens by model and kind.", self.tokens)
-        family("gatepass_cost_usd_total", "counter", "Cost in USD by model.", self.cost)
-        family(
-            "gatepass_upstream_failures_total",
-            "counter",
-            "Upstream 5xx/529 answers and failures by provider.",
+        for family in (
+            self.requests,
+            self.errors,
+            self.tokens,
+            self.cost,
             self.upstream_failures,
-        )
-        family(
-            "gatepass_client_disconnects_total",
-            "counter",
-            "Requests the client abandoned.",
-            {(): self.disconnects},
-        )
-        for name, help_text, histogram in (
-            ("gatepass_request_duration_seconds", "Whole-request latency.", self.latency),
-            ("gatepass_time_to_first_byte_seconds", "Time to the first byte.", self.ttfb),
+            self.disconnects,
         ):
-            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# HELP {family.name} {family.help_text}")
+            out.append(f"# TYPE {family.name} counter")
+            for key, value in sorted(family.values.items(), key=_sort_key):
+                out.append(f"{family.name}{_format(family.labels, key)} {_number(value)}")
+        for histogram in (self.latency, self.ttfb):
+            name = histogram.name
+            out.append(f"# HELP {name} {histogram.help_text}")
             out.append(f"# TYPE {name} histogram")
-            for labels in sorted(histogram.totals):
-                for bound, count in zip(histogram.buckets, histogram.counts[labels], strict=True):
-                    out.append(f"{name}_bucket{_format(labels, (('le', str(bound)),))} {count}")
-                total = histogram.totals[labels]
-                out.append(f"{name}_bucket{_format(labels, (('le', '+Inf'),))} {total}")
-                out.append(f"{name}_sum{_format(labels)} {histogram.sums[labels]}")
-                out.append(f"{name}_count{_format(labels)} {total}")
+            for key, counts in sorted(histogram.counts.items(), key=_sort_key):
+                cumulative = list(accumulate(counts))
+                bounds = [*map(str, histogram.buckets), "+Inf"]
+                for bound, count in zip(bounds, cumulative, strict=True):
+                    labels = _format(("model",), key, (("le", bound),))
+                    out.append(f"{name}_bucket{labels} {count}")
+                out.append(f"{name}_sum{_format(('model',), key)} {histogram.sums[key]}")
+                out.append(f"{name}_count{_format(('model',), key)} {cumulative[-1]}")
         for name, (help_text, read) in gauges.items():
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} gauge")
             out.append(f"{name} {read()}")
         return "\n".join(out) + "\n"
+
+
+def _sort_key(item: tuple[Key, Any]) -> tuple[str, ...]:
+    return tuple("" if v is None else str(v) for v in item[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import random
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -72,8 +72,17 @@ DENIAL_MESSAGES: dict[Denial, str] = {
 }
 
 
+_request_ids = random.Random()  # seeded from os.urandom; ids need to be unique, not secret
+
+
 def new_request_id() -> str:
-    return "req_gp_" + secrets.token_hex(12)
+    """`req_gp_` + 24 hex digits: microseconds since the epoch, then 44 random bits.
+
+    Time first, so ids of the request log's index arrive in order: random ids scatter
+    every insert across the index and cost more than the rest of the row. No system call
+    (`secrets` would make one per request).
+    """
+    return f"req_gp_{time.time_ns() // 1000:013x}{_request_ids.getrandbits(44):011x}"
 
 
 class AnthropicProxy:

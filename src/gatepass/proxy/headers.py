@@ -23,19 +23,19 @@ FORWARDED_REQUEST_PREFIXES = ("anthropic-", "x-stainless-")
 
 HOP_BY_HOP_RESPONSE_HEADERS = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "server",
-        "date",
-        "set-cookie",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"content-encoding",
+        b"server",
+        b"date",
+        b"set-cookie",
     }
 )
 
@@ -60,10 +60,11 @@ def upstream_request_headers(
     return out
 
 
-def relayed_response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """Upstream response headers to send to the client, framing and hop-by-hop removed."""
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in upstream
-        if name.lower() not in HOP_BY_HOP_RESPONSE_HEADERS
-    ]
+def relayed_response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Raw upstream response headers to send to the client, framing and hop-by-hop removed."""
+    relayed = []
+    for name, value in upstream:
+        name = name.lower()
+        if name not in HOP_BY_HOP_RESPONSE_HEADERS:
+            relayed.append((name, value))
+    return relayed

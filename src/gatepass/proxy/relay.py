@@ -61,6 +61,7 @@ class Relay:
         self._session = session
         self._ping_interval = ping_interval
         self._connect_timeout = connect_timeout
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def forward(
         self,
@@ -82,7 +83,10 @@ class Relay:
         if query:
             url += "?" + query.decode("latin-1")
         headers = upstream_request_headers(client_headers, upstream.api_key, upstream.extra_headers)
-        timeout = aiohttp.ClientTimeout(total=upstream.timeout, connect=self._connect_timeout)
+        timeout = self._timeouts.get(upstream.timeout)
+        if timeout is None:  # one per provider timeout, not one per request
+            timeout = aiohttp.ClientTimeout(total=upstream.timeout, connect=self._connect_timeout)
+            self._timeouts[upstream.timeout] = timeout
         try:
             response = await self._session.post(url, data=body, headers=headers, timeout=timeout)
         except TimeoutError as exc:
@@ -106,7 +110,7 @@ class Relay:
                     "api_error",
                     "The gateway's upstream credentials were rejected; an administrator must fix the provider configuration",
                 )
-            headers_out = relayed_response_headers(response.headers.items())
+            headers_out = relayed_response_headers(response.raw_headers)
             if own_headers and response.status < 400:
                 headers_out = [h for h in headers_out if not h[0].startswith(RATELIMIT_PREFIX)]
                 headers_out.extend(own_headers)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import Dialect, insert, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.store.models import ModelRoute, Provider, RequestLog, VirtualKey
-from gatepass.store.types import utcnow
+from gatepass.store.types import sqlite_datetime, utcnow
 
 # providers
 
@@ -145,11 +146,50 @@ async def create_key(
 # request logs
 
 
+# `created_at` first: it is the one value SQLite needs converted (see insert_request_logs)
+REQUEST_LOG_COLUMNS = (
+    "created_at",
+    *(name for name in RequestLog.model_fields if name not in ("id", "created_at")),
+)
+_other_log_values = itemgetter(*REQUEST_LOG_COLUMNS[1:])
+_request_log_inserts: dict[str, str] = {}
+
+
+def _request_log_insert(dialect: Dialect) -> str:
+    """The INSERT for `REQUEST_LOG_COLUMNS` in the dialect's own parameter style, compiled once."""
+    sql = _request_log_inserts.get(dialect.name)
+    if sql is None:
+        compiled = insert(RequestLog).compile(
+            dialect=dialect, column_keys=list(REQUEST_LOG_COLUMNS), for_executemany=True
+        )
+        if compiled.positiontup:  # positional styles: the values are given in our order
+            assert tuple(compiled.positiontup) == REQUEST_LOG_COLUMNS, compiled.positiontup
+        sql = _request_log_inserts[dialect.name] = str(compiled)
+    return sql
+
+
 async def insert_request_logs(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
-    """Insert a batch of log rows in one statement (executemany)."""
-    if rows:
-        connection = await session.connection()
-        await connection.execute(insert(RequestLog), rows)
+    """Insert a batch of log rows with one executemany at the driver level.
+
+    Every proxied request ends here, so the rows skip SQLAlchemy's per-row parameter
+    processing (a third of a row's cost); the one value that needs converting is
+    `created_at`, which SQLite stores as text in SQLAlchemy's own format.
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    sql = _request_log_insert(connection.dialect)
+    values: list[Any]
+    if connection.dialect.paramstyle in ("named", "pyformat"):  # psycopg: the rows as they are
+        values = rows
+    else:
+        stamp = sqlite_datetime if connection.dialect.name == "sqlite" else _unchanged
+        values = [(stamp(row["created_at"]), *_other_log_values(row)) for row in rows]
+    await connection.exec_driver_sql(sql, values)
+
+
+def _unchanged(value: datetime) -> datetime:
+    return value
 
 
 async def list_request_logs(session: AsyncSession, *, limit: int = 100) -> Sequence[RequestLog]:

@@ -14,6 +14,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def sqlite_datetime(value: datetime) -> str:
+    """A UTC datetime as SQLAlchemy's SQLite dialect stores it, for driver-level inserts."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
 
