@@ -111,6 +111,7 @@ class LimitsSettings(_Strict):
     backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis when redis_url is set
     redis_prefix: str = "gatepass:"
     redis_timeout: Annotated[float, Field(gt=0)] = 0.5  # seconds per Redis command
+    redis_connections: Annotated[int, Field(ge=1)] = 32  # per process; more requests queue
     redis_retry_interval: Annotated[float, Field(ge=0)] = 1.0  # seconds between tries when down
     on_redis_error: Literal["fail_closed", "local"] = "fail_closed"
     lease: Annotated[float, Field(gt=0)] = 900.0  # seconds a reservation outlives a lost request

@@ -155,6 +155,19 @@ async def test_concurrent_requests_against_an_rpm_of_k_admit_exactly_k(make_limi
     assert {header(e, "retry-after") for e in refused} == {"60"}
 
 
+async def test_a_burst_larger_than_the_connection_pool_queues_instead_of_failing(
+    make_limiter: Any,
+) -> None:
+    # 400 admissions and settlements at once over 4 connections: none may read as Redis down
+    limiter = await make_limiter(redis_connections=4)
+    who = principal(Caps(rpm=10_000, budget_tokens=10**9))
+    admitted = tickets(await outcomes(limiter, who, 400))
+    assert len(admitted) == 400
+    await asyncio.gather(*(settle(limiter, ticket) for ticket in admitted))
+    results = await outcomes(limiter, who, 400)
+    assert len(tickets(results)) == 400, {(e.status, e.message) for e in errors(results)}
+
+
 async def test_concurrent_requests_against_a_token_budget_admit_exactly_k(
     make_limiter: Any,
 ) -> None:

@@ -84,6 +84,7 @@ class Limiter:
                 self._redis_url,
                 prefix=self.settings.redis_prefix,
                 timeout=self.settings.redis_timeout,
+                connections=self.settings.redis_connections,
             )
             self._retrier = asyncio.create_task(self._retry_forever(), name="limits-settle")
 

@@ -21,14 +21,19 @@ def _limit(value: int | None) -> str:
 
 
 class RedisBackend:
-    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+    def __init__(self, url: str, *, prefix: str, timeout: float, connections: int) -> None:
         self._prefix = prefix
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
+        # A burst beyond `connections` waits its turn (up to `timeout`): redis-py's default
+        # pool refuses it instead, which would read as Redis being down and fail requests.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            socket_timeout=timeout,  # seconds
+            max_connections=connections,
+            timeout=timeout,  # seconds to wait for a free connection
+            socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1),  # one immediate retry: a pooled socket may be stale
         )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._admit = self._client.register_script(lua.ADMIT)
         self._settle = self._client.register_script(lua.SETTLE)
         self._seed = self._client.register_script(lua.SEED)
