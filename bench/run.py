@@ -67,6 +67,7 @@ PORTS = {
         "claude-gateway",
         "claude-gateway-spend",
         "claude-idp",
+        "static-upstream",  # nginx, for the workers curve
     )
 }
 MODEL = "claude-sonnet-4-6"
@@ -220,7 +221,9 @@ def ensure_tools() -> bool:
     return Path(WRK).exists() and shutil.which("taskset") is not None
 
 
-def wrk(cfg: Config, connections: int, duration: float) -> dict[str, Any]:
+def wrk(
+    cfg: Config, connections: int, duration: float, *, cpus: str = LOAD_CPU, threads: int = 1
+) -> dict[str, Any]:
     env = {
         **os.environ,
         "BENCH_BODY": BODY,
@@ -228,7 +231,7 @@ def wrk(cfg: Config, connections: int, duration: float) -> dict[str, Any]:
         "BENCH_BEARER": cfg.bearer,
     }
     argv = [
-        "taskset", "-c", LOAD_CPU, WRK, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+        "taskset", "-c", cpus, WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
         "--timeout", "10s", "-s", str(BENCH / "post.lua"), cfg.url,
     ]  # fmt: skip
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -302,7 +305,9 @@ def start_ceiling(procs: Processes, client: str) -> Config:
     )
 
 
-def prepare_gatepass(workdir: Path, *, extra_keys: int = 0) -> dict[str, str]:
+def prepare_gatepass(
+    workdir: Path, *, extra_keys: int = 0, upstream_url: str | None = None
+) -> dict[str, str]:
     """A migrated SQLite store with the fake upstream as provider, three credentials:
     a minimal key (allow-list only), a governed key (allow-list, rpm limit, budget), and a
     signed-in user's bearer token minted by Gatepass's own issuer code. Returns env + secrets.
@@ -314,7 +319,8 @@ def prepare_gatepass(workdir: Path, *, extra_keys: int = 0) -> dict[str, str]:
     secret_key = secrets.token_urlsafe(32)
     public_url = f"http://127.0.0.1:{PORTS['gatepass']}"
     upgrade(database_url)
-    credentials = asyncio.run(_seed_gatepass(database_url, secret_key, public_url))
+    upstream_url = upstream_url or f"http://127.0.0.1:{PORTS['upstream']}"
+    credentials = asyncio.run(_seed_gatepass(database_url, secret_key, public_url, upstream_url))
     if extra_keys:
         add_filler_keys(db, extra_keys)
     return {
@@ -325,7 +331,9 @@ def prepare_gatepass(workdir: Path, *, extra_keys: int = 0) -> dict[str, str]:
     }
 
 
-async def _seed_gatepass(database_url: str, secret_key: str, public_url: str) -> dict[str, str]:
+async def _seed_gatepass(
+    database_url: str, secret_key: str, public_url: str, upstream_url: str
+) -> dict[str, str]:
     from decimal import Decimal
 
     from gatepass import manage
@@ -353,7 +361,7 @@ async def _seed_gatepass(database_url: str, secret_key: str, public_url: str) ->
                 keyring,
                 name="fake",
                 kind="anthropic",
-                base_url=f"http://127.0.0.1:{PORTS['upstream']}",
+                base_url=upstream_url,
                 api_key=UPSTREAM_KEY,
             )
             for model in models:
@@ -431,12 +439,24 @@ def add_filler_keys(db: Path, count: int) -> None:
         )
 
 
-def start_gatepass(procs: Processes, workdir: Path, extra_keys: int = 0) -> list[Config]:
-    env = prepare_gatepass(workdir, extra_keys=extra_keys)
+def start_gatepass(
+    procs: Processes,
+    workdir: Path,
+    extra_keys: int = 0,
+    *,
+    workers: int = 1,
+    cpus: str = SERVER_CPU,
+    upstream_url: str | None = None,
+    redis_url: str | None = None,
+) -> list[Config]:
+    env = prepare_gatepass(workdir, extra_keys=extra_keys, upstream_url=upstream_url)
     server_env = {k: v for k, v in env.items() if k.startswith("GATEPASS_")}
+    if redis_url:
+        server_env["GATEPASS_REDIS_URL"] = redis_url
     gatepass = str(Path(PY).parent / "gatepass")
-    argv = [gatepass, "serve", "--host", "127.0.0.1", "--port", str(PORTS["gatepass"])]
-    procs.start("gatepass", SERVER_CPU, argv, server_env)
+    argv = [gatepass, "serve", "--host", "127.0.0.1", "--port", str(PORTS["gatepass"]),
+            "--workers", str(workers)]  # fmt: skip
+    procs.start("gatepass", cpus, argv, server_env)
     wait_for_port(PORTS["gatepass"], 30, procs.procs["gatepass"])
     url = f"http://127.0.0.1:{PORTS['gatepass']}/anthropic/v1/messages"
     return [
@@ -625,6 +645,113 @@ def slow_streams(procs: Processes, workdir: Path, count: int) -> dict[str, Any]:
         "added_mib": round(held - idle, 1),
         "kib_per_stream": round((held - idle) * 1024 / count, 1),
     }
+
+
+STATIC_MESSAGE = json.dumps(
+    {
+        "id": "msg_bench_static",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [{"type": "text", "text": "Hello from the static upstream."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 26, "output_tokens": 30},
+    }
+)
+WORKERS_REDIS_URL = "redis://127.0.0.1:6379/13"  # limits must be shared with several workers
+
+
+def start_static_upstream(procs: Processes, workdir: Path, cpus: str) -> str | None:
+    """nginx answering every request with one fixed Messages response: a compiled upstream
+    costing ~10 µs a request, for the workers curve, where everything shares the two cores."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"],
+                           check=True, capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    if not Path(nginx).exists():
+        return None
+    home = workdir / "nginx"
+    home.mkdir(exist_ok=True)
+    temp = " ".join(
+        f"{kind}_temp_path {home}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = home / "nginx.conf"
+    conf.write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {home}/nginx.pid;
+error_log {home}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  {temp}
+  keepalive_requests 10000000;
+  server {{
+    listen 127.0.0.1:{PORTS["static-upstream"]};
+    location / {{
+      default_type application/json;
+      add_header request-id req_static_upstream always;
+      return 200 '{STATIC_MESSAGE}';
+    }}
+  }}
+}}
+"""
+    )
+    procs.start("static-upstream", cpus, [nginx, "-e", str(home / "error.log"), "-c", str(conf)])
+    wait_for_port(PORTS["static-upstream"], 20, procs.procs["static-upstream"])
+    return f"http://127.0.0.1:{PORTS['static-upstream']}"
+
+
+def workers_curve(procs: Processes, workdir: Path, duration: float) -> dict[str, Any]:
+    """One `gatepass serve` worker against two, with the same placement: nothing pinned apart
+    (server, nginx upstream and a two-thread wrk all on both cores), limits in Redis for both.
+
+    On a 2-core machine the load generator and upstream take CPU from the workers; a compiled
+    upstream keeps that small. CPU per request shows whether a second worker costs extra.
+    """
+    both = "0,1"
+    upstream_url = start_static_upstream(procs, workdir, both)
+    if upstream_url is None:
+        return {"error": "nginx is missing and could not be installed"}
+    out: dict[str, Any] = {
+        "placement": "every process on CPUs 0-1; wrk -t2; upstream: nginx, one fixed answer",
+        "runs": [],
+    }
+    for workers in (1, 2):
+        sub = workdir / f"workers-{workers}"
+        sub.mkdir()
+        configs = start_gatepass(procs, sub, workers=workers, cpus=both,
+                                 upstream_url=upstream_url, redis_url=WORKERS_REDIS_URL)  # fmt: skip
+        time.sleep(1.0)  # every worker has started and loaded its caches
+        pid = procs.pid("gatepass")
+        for cfg in configs[:2]:  # minimal and governed
+            status, body = post(cfg.url, cfg.api_key)
+            if status != 200:
+                return {**out, "error": f"sanity request: HTTP {status}: {body[:200]!r}"}
+            wrk(cfg, 64, 1.0, cpus=both, threads=2)  # warm-up: every worker gets connections
+            for connections in (16, 64):
+                before = cpu_seconds(pid)
+                result = wrk(cfg, connections, duration, cpus=both, threads=2)
+                used = cpu_seconds(pid) - before
+                result["cpu_us_per_request"] = round(used / max(1, result["requests"]) * 1e6, 1)
+                out["runs"].append({"workers": workers, "config": cfg.name, **result})
+                print(f"  workers={workers} {cfg.name} c{connections}: {result['rps']:.0f} req/s, "
+                      f"{result['cpu_us_per_request']:.0f} µs CPU", flush=True)  # fmt: skip
+        out.setdefault("rss_mib", {})[workers] = rss_mib(pid)
+        procs.stop("gatepass")
+    procs.stop("static-upstream")
+    one = {(r["config"], r["connections"]): r["rps"] for r in out["runs"] if r["workers"] == 1}
+    out["speedup"] = {
+        f"{r['config']} c{r['connections']}": round(
+            r["rps"] / one[r["config"], r["connections"]], 2
+        )
+        for r in out["runs"]
+        if r["workers"] == 2
+    }
+    return out
 
 
 def log_queries(workdir: Path, rows: int) -> dict[str, Any]:
@@ -1000,6 +1127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print("scale: keys in the store", flush=True)
             start_upstream(procs, 0.0)
             report["scale"] = {"keys": scale_keys(procs, workdir, [7, 10_000, 1_000_000], duration)}
+            print("scale: one worker against two", flush=True)
+            report["scale"]["workers"] = workers_curve(procs, workdir, duration)
             print("scale: 1,000 slow streams", flush=True)
             report["scale"]["slow_streams"] = slow_streams(procs, workdir, 1000)
             print("scale: request-log queries", flush=True)
