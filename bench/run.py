@@ -1019,7 +1019,140 @@ def table(report: dict[str, Any]) -> str:
                     f"| {r['first_delta_p50_ms']}/{r['first_delta_p99_ms']} "
                     f"| {r['total_p50_ms']}/{r['total_p99_ms']} | {r['errors']} |"
                 )
+    lines += scale_table(report.get("scale") or {})
+    lines += targets_table(report)
     return "\n".join(lines)
+
+
+def scale_table(scale: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if scale.get("keys"):
+        lines += ["", "Keys in the store (governed key)", "",
+                  "| keys | req/s c16 | p50 ms c16 | CPU µs/req c16 |", "|---|---|---|---|"]  # fmt: skip
+        for point in scale["keys"]:
+            c16 = {r["connections"]: r for r in point.get("http", [])}.get(16)
+            if c16:
+                lines.append(f"| {point['keys']:,} | {c16['rps']:.0f} | {c16['p50_ms']:.2f} "
+                             f"| {c16['cpu_us_per_request']:.0f} |")  # fmt: skip
+    workers = scale.get("workers") or {}
+    if workers.get("runs"):
+        lines += ["", f"Workers ({workers['placement']})", "",
+                  "| workers | config | conns | req/s | p50/p99 ms | CPU µs/req |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in workers["runs"]:
+            lines.append(f"| {r['workers']} | {r['config']} | {r['connections']} | {r['rps']:.0f} "
+                         f"| {r['p50_ms']:.2f}/{r['p99_ms']:.2f} | {r['cpu_us_per_request']:.0f} |")  # fmt: skip
+        lines.append(f"\nspeed-up with two workers: {workers.get('speedup')}")
+    slow = scale.get("slow_streams")
+    if slow:
+        lines.append(f"\n{slow['opened']} of {slow['streams']} slow streams held open: RSS "
+                     f"{slow['rss_idle_mib']} → {slow['rss_held_mib']} MiB (+{slow['added_mib']} MiB)")  # fmt: skip
+    logs = scale.get("log_queries") or {}
+    timed = {k: v for k, v in logs.items() if isinstance(v, dict) and "p99_ms" in v}
+    if timed:
+        lines += ["", f"/logs queries over {logs.get('rows', 0):,} rows ({logs.get('store')})", "",
+                  "| query | p50 ms | p99 ms |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {v['p50_ms']} | {v['p99_ms']} |" for k, v in timed.items()]
+    return lines
+
+
+def _http(report: dict[str, Any], name: str, connections: int) -> dict[str, Any] | None:
+    runs = report["configs"].get(name, {}).get("http") or []
+    return next((r for r in runs if r["connections"] == connections and not r["errors"]), None)
+
+
+def _first_delta(report: dict[str, Any], name: str, connections: int = 1) -> float | None:
+    runs = report["configs"].get(name, {}).get("streams") or []
+    run = next((r for r in runs if r.get("connections") == connections and "error" not in r), None)
+    return None if run is None else float(run["first_delta_p50_ms"])
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """Each target of the performance issue: (target, measured, met); met is None when a
+    figure it needs was not measured in this run. Ratios compare configurations of this run."""
+    out: list[tuple[str, str, bool | None]] = []
+
+    def ratio(label: str, ours: str, theirs: str, minimum: float, conns: int = 16) -> None:
+        a, b = _http(report, ours, conns), _http(report, theirs, conns)
+        if a is None or b is None:
+            out.append((label, "not measured", None))
+            return
+        value = a["rps"] / b["rps"]
+        out.append(
+            (label, f"{a['rps']:.0f} / {b['rps']:.0f} req/s = {value:.2f}x", value >= minimum)
+        )
+
+    for governed in ("gatepass-key", "gatepass-token"):
+        ratio(f"{governed} ≥ 1.5 x claude-gateway-spend", governed, "claude-gateway-spend", 1.5)
+        ratio(f"{governed} ≥ 20 x litellm", governed, "litellm", 20)
+    ratio("gatepass-minimal ≥ 0.9 x claude-gateway", "gatepass-minimal", "claude-gateway", 0.9)
+    ceiling = max(("ceiling-aiohttp", "ceiling-httpx2"),
+                  key=lambda n: (_http(report, n, 16) or {}).get("rps", 0))  # fmt: skip
+    ratio(f"gatepass-minimal ≥ 0.9 x {ceiling}", "gatepass-minimal", ceiling, 0.9)
+    minimal = _http(report, "gatepass-minimal", 16)
+    out.append(("gatepass-minimal CPU ≤ 350 µs/request",
+                "not measured" if minimal is None else f"{minimal['cpu_us_per_request']:.0f} µs",
+                None if minimal is None else minimal["cpu_us_per_request"] <= 350))  # fmt: skip
+    direct = _http(report, "direct", 1)
+    direct_delta = _first_delta(report, "direct")
+    for name in ("gatepass-minimal", "gatepass-key", "gatepass-token"):
+        c1 = _http(report, name, 1)
+        if c1 is None or direct is None:
+            out.append((f"{name} added p50 at c1 ≤ 0.6 ms", "not measured", None))
+        else:
+            added = c1["p50_ms"] - direct["p50_ms"]
+            out.append((f"{name} added p50 at c1 ≤ 0.6 ms", f"{added:+.2f} ms", added <= 0.6))
+        delta = _first_delta(report, name)
+        if delta is None or direct_delta is None:
+            out.append((f"{name} first delta added ≤ 1 ms", "not measured", None))
+        else:
+            added = delta - direct_delta
+            out.append((f"{name} first delta added ≤ 1 ms", f"{added:+.2f} ms", added <= 1.0))
+    streams = {name: max((r.get("streams_per_s", 0) for r in
+                          report["configs"].get(name, {}).get("streams") or []), default=0)
+               for name in ("gatepass-minimal", "claude-gateway")}  # fmt: skip
+    if streams["gatepass-minimal"] and streams["claude-gateway"]:
+        value = streams["gatepass-minimal"] / streams["claude-gateway"]
+        out.append(("streams/s ≥ 0.9 x claude-gateway",
+                    f"{streams['gatepass-minimal']:.0f} / {streams['claude-gateway']:.0f} = {value:.2f}x",
+                    value >= 0.9))  # fmt: skip
+    rss = [report["configs"][n].get("rss_mib_after") for n in ("gatepass-minimal", "gatepass-key",
+           "gatepass-token") if n in report["configs"]]  # fmt: skip
+    rss = [r for r in rss if r]
+    if rss:
+        out.append(("RSS ≤ 150 MiB after the load", f"{max(rss)} MiB", max(rss) <= 150))
+    scale = report.get("scale") or {}
+    slow = scale.get("slow_streams")
+    if slow:
+        out.append(("1,000 slow streams add ≤ 100 MiB", f"+{slow['added_mib']} MiB",
+                    slow["added_mib"] <= 100 and slow["opened"] == slow["streams"]))  # fmt: skip
+    points = [p for p in scale.get("keys") or [] if "http" in p]
+    if len(points) >= 2:
+        first, last = (
+            {r["connections"]: r for r in p["http"]}[16]["rps"] for p in (points[0], points[-1])
+        )
+        change = last / first - 1
+        out.append((f"{points[-1]['keys']:,} keys within 10 % of {points[0]['keys']}",
+                    f"{change:+.1%} req/s", abs(change) <= 0.10 or change > 0))  # fmt: skip
+    logs = scale.get("log_queries") or {}
+    filtered = {k: v["p99_ms"] for k, v in logs.items()
+                if isinstance(v, dict) and "p99_ms" in v and "search" not in k}  # fmt: skip
+    if filtered:
+        worst = max(filtered, key=filtered.__getitem__)
+        out.append((f"/logs filtered query p99 ≤ 200 ms on {logs.get('rows', 0):,} rows",
+                    f"worst {worst}: {filtered[worst]} ms", filtered[worst] <= 200))  # fmt: skip
+    speedup = (scale.get("workers") or {}).get("speedup") or {}
+    if speedup:
+        best = max(v for k, v in speedup.items() if "minimal" in k)
+        out.append(("two workers ≥ 1.6 x one (minimal path)", f"{best:.2f}x", best >= 1.6))
+    return out
+
+
+def targets_table(report: dict[str, Any]) -> list[str]:
+    mark = {True: "met", False: "**not met**", None: "-"}
+    lines = ["", "Targets", "", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {mark[ok]} |" for t, m, ok in targets(report)]
+    return lines
 
 
 # ---------------------------------------------------------------- main
@@ -1136,6 +1269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         procs.stop_all()
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    report["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(report)]
     out = args.out or RESULTS / (
         f"{datetime.now(UTC):%Y-%m-%d}-{socket.gethostname()}{'-quick' if quick else ''}.json"
     )
