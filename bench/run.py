@@ -779,81 +779,14 @@ def _children_cpu() -> float:
 
 
 def log_queries(workdir: Path, rows: int) -> dict[str, Any]:
-    """p50/p99 of `/logs`-style queries over `rows` request-log rows (SQLite, the default store).
+    """p50/p99 of the `/logs` page's queries (filters, totals, content search) over `rows`
+    request-log rows and one captured body in ten (SQLite, the default store); the seeding and
+    the queries are in bench/logs_bench.py (runnable alone: `python bench/logs_bench.py`)."""
+    if str(BENCH) not in sys.path:  # run.py imported as a module rather than run as a script
+        sys.path.insert(0, str(BENCH))
+    from logs_bench import log_queries as measure
 
-    The admin `/logs` endpoint is not in the tree yet; these are the queries it would run,
-    through SQLAlchemy on the migrated schema: newest 50 rows for one key and status, and the
-    same filter by model and time window.
-    """
-    import sqlite3
-
-    from sqlalchemy import create_engine, text
-
-    from gatepass.store.migrate import upgrade
-
-    db = workdir / "logs.db"
-    upgrade(f"sqlite+aiosqlite:///{db}")
-    started = time.perf_counter()
-    with sqlite3.connect(db) as conn:
-        now = time.time()
-        batch = []
-        statuses = (200, 200, 200, 200, 200, 200, 200, 429, 500, 400)
-        models = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-7")
-        for i in range(rows):
-            batch.append((
-                datetime.fromtimestamp(now - (rows - i) * 0.5, UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                f"req_{i:016x}", "POST", "/v1/messages", i % 1000 + 1, f"key-{i % 1000}",
-                f"user{i % 5000}@corp.example", models[i % 3], "fake", statuses[i % 10],
-                i % 2 == 0, 120.0, 80.0, 100, 200, 0, 0, 0.001, False,
-            ))  # fmt: skip
-        conn.executemany(
-            "INSERT INTO request_log (created_at, request_id, method, path, key_id, key_name,"
-            " user_email, model, provider, status, stream, latency_ms, ttfb_ms, input_tokens,"
-            " output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd,"
-            " client_disconnected) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            batch,
-        )
-    seeded = time.perf_counter() - started
-    engine = create_engine(f"sqlite:///{db}")
-    queries = {
-        "key_and_status": (
-            "SELECT * FROM request_log WHERE key_id = :key AND status = :status"
-            " ORDER BY created_at DESC LIMIT 50",
-            lambda i: {"key": i % 1000 + 1, "status": 200},
-        ),
-        "user_model_window": (
-            "SELECT * FROM request_log WHERE user_email = :email AND model = :model"
-            " AND created_at >= :since ORDER BY created_at DESC LIMIT 50",
-            lambda i: {
-                "email": f"user{i % 5000}@corp.example",
-                "model": "claude-sonnet-4-6",
-                "since": "2000-01-01",
-            },
-        ),
-        "errors_newest": (
-            "SELECT * FROM request_log WHERE status >= 400 ORDER BY created_at DESC LIMIT 50",
-            lambda i: {},
-        ),
-    }
-    out: dict[str, Any] = {"rows": rows, "seed_seconds": round(seeded, 1), "store": "sqlite"}
-    with engine.connect() as conn:
-        for name, (sql, params) in queries.items():
-            times = []
-            for i in range(200):
-                t0 = time.perf_counter()
-                conn.execute(text(sql), params(i)).fetchall()
-                times.append((time.perf_counter() - t0) * 1000)
-            times.sort()
-            out[name] = {"p50_ms": round(times[100], 3), "p99_ms": round(times[197], 3)}
-        has_search = conn.execute(
-            text("SELECT name FROM sqlite_master WHERE name LIKE '%search%' OR name LIKE '%fts%'")
-        ).fetchall()
-        out["content_search"] = (
-            "no search table in the schema (request bodies are not stored)" if not has_search else
-            [r[0] for r in has_search]
-        )  # fmt: skip
-    engine.dispose()
-    return out
+    return measure(workdir, rows)
 
 
 # ---------------------------------------------------------------- claude gateway

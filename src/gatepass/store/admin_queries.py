@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import and_, func, insert, literal_column
 from sqlalchemy import text as sql_text
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass.store.admin import AdminSession, AdminToken
 from gatepass.store.bodies import RequestBody
 from gatepass.store.events import AuditEvent
-from gatepass.store.models import RequestLog
+from gatepass.store.models import ERROR_STATUS, RequestLog
 
 # The audit trail has no update or delete query on purpose: it is append-only.
 
@@ -114,6 +114,15 @@ class LogFilter:
     request_ids: list[str] | None = None  # from a full-text search
 
 
+def _status_is(status: int) -> Any:
+    condition = col(RequestLog.status) == status
+    if status >= ERROR_STATUS:
+        # the partial index of errors is used only when the query states its WHERE as written
+        # (a literal, not a parameter): status = :status AND status >= 400
+        condition = and_(condition, col(RequestLog.status) >= literal_column(str(ERROR_STATUS)))
+    return condition
+
+
 def _log_where(query: Any, f: LogFilter) -> Any:
     tokens = col(RequestLog.input_tokens) + col(RequestLog.output_tokens)
     conditions: list[tuple[Any, Callable[[Any], Any]]] = [
@@ -123,7 +132,7 @@ def _log_where(query: Any, f: LogFilter) -> Any:
         (f.model, lambda v: col(RequestLog.model) == v),
         (f.user, lambda v: col(RequestLog.user_email) == v),
         (f.key, lambda v: col(RequestLog.key_name) == v),
-        (f.status, lambda v: col(RequestLog.status) == v),
+        (f.status, _status_is),
         (f.min_latency_ms, lambda v: col(RequestLog.latency_ms) >= v),
         (f.max_latency_ms, lambda v: col(RequestLog.latency_ms) <= v),
         (f.min_tokens, lambda v: tokens >= v),
@@ -203,11 +212,13 @@ async def search_request_ids(session: AsyncSession, *, text_query: str, limit: i
     bind = session.bind
     if bind is not None and bind.dialect.name == "sqlite":
         match = " AND ".join('"' + w + '"' for w in words)  # quoted: no FTS5 syntax from users
+        # ordered by the FTS table's rowid, which FTS5 walks newest first and stops at `limit`
+        # (ordered by b.id, every match was fetched and sorted first)
         statement = sql_text(
             "SELECT b.request_id FROM request_body_fts f JOIN request_body b ON b.id = f.rowid "
-            "WHERE request_body_fts MATCH :match ORDER BY b.id DESC LIMIT :limit"
+            "WHERE request_body_fts MATCH :match ORDER BY f.rowid DESC LIMIT :limit"
         ).bindparams(match=match, limit=limit)
-    else:
+    else:  # the expression of the GIN index ix_request_body_text_search (models.py), exactly
         statement = sql_text(
             "SELECT request_id FROM request_body WHERE to_tsvector('simple', request_text || ' ' "
             "|| response_text) @@ plainto_tsquery('simple', :query) ORDER BY id DESC LIMIT :limit"
