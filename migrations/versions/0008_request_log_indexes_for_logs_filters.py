@@ -38,6 +38,8 @@ def upgrade() -> None:
     with op.batch_alter_table('request_log', schema=None) as batch_op:
         batch_op.create_index('ix_request_log_key_name_id', ['key_name', 'id'], unique=False)
         batch_op.create_index('ix_request_log_user_email_id', ['user_email', 'id'], unique=False)
+        # superseded by (user_email, id); each index is paid by every proxied request's row
+        batch_op.drop_index('ix_request_log_user_created')
         batch_op.create_index(
             'ix_request_log_errors', ['status', 'id'], unique=False,
             sqlite_where=sa.text('status >= 400'), postgresql_where=sa.text('status >= 400'),
@@ -54,6 +56,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index('ix_request_body_text_search', table_name='request_body')
     with op.batch_alter_table('request_log', schema=None) as batch_op:
+        batch_op.create_index(
+            'ix_request_log_user_created', ['user_email', 'created_at'], unique=False
+        )
         batch_op.drop_index('ix_request_log_user_email_id')
         batch_op.drop_index('ix_request_log_errors')
         batch_op.drop_index('ix_request_log_key_name_id')

@@ -103,6 +103,40 @@ def test_logs_filters_totals_and_tail_for_an_admin(signin: SignIn) -> None:
     assert [r["id"] for r in tail["data"]] == [newest + 1]
 
 
+def test_logs_open_on_the_last_day_unless_a_window_is_given(signin: SignIn) -> None:
+    make_alice_admin(signin)
+    harness = signin.gatepass
+    send(harness, signin.eng_key, "today")
+    harness.wait_for_logs(1)
+
+    async def add_older(session: AsyncSession) -> None:
+        session.add(
+            RequestLog(
+                created_at=utcnow() - timedelta(days=3),
+                request_id="req_three_days_ago",
+                method="POST",
+                path="/v1/messages",
+                key_name="eng-key",
+                status=200,
+            )
+        )
+
+    harness.store(add_older)
+    http, _ = admin_browser(signin, ALICE)
+    with closing(http):
+        default = http.get("/logs")
+        week = http.get("/logs", params={"since": "7d"})
+        tail = http.get("/logs/tail", params={"after_id": 0}).json()
+        tail_week = http.get("/logs/tail", params={"after_id": 0, "since": "7d"}).json()
+    assert default.text.count('class="log"') == 1
+    assert "<b>1</b> requests" in default.text
+    assert 'name="since" value="24h"' in default.text  # the window in force is shown
+    assert week.text.count('class="log"') == 2
+    assert "<b>2</b> requests" in week.text
+    assert len(tail["data"]) == 1
+    assert len(tail_week["data"]) == 2
+
+
 def test_logs_need_an_admin_session(signin: SignIn) -> None:
     with httpx2.Client(base_url=signin.gatepass.url, follow_redirects=False) as http:
         page = http.get("/logs")
