@@ -41,6 +41,19 @@ Completion = Callable[[Request, dict[str, Any], SignedIn], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnTo:
+    """Where a failed sign-in's page sends the person back, so the application stops waiting."""
+
+    url: str
+    app_name: str
+
+
+# After a sign-in failed (denied=True: the person may not, or cancelled; False: something broke),
+# given the payload of `begin` and a short description: the way back, or None for none.
+FailureReturn = Callable[[dict[str, Any], bool, str], Awaitable[ReturnTo | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Recheck:
     """The outcome of re-checking a person at refresh time."""
 
@@ -63,6 +76,10 @@ class LoginBroker(Protocol):
 
     def on_complete(self, purpose: Purpose, completion: Completion) -> None:
         """Register what happens when a sign-in for `purpose` succeeds."""
+        ...
+
+    def on_failure(self, purpose: Purpose, failure: FailureReturn) -> None:
+        """Register where the failure page of a sign-in for `purpose` leads back to."""
         ...
 
     async def recheck(self, user_id: int, auth_time: datetime) -> Recheck:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
 
 import httpx2
+from idp_dev.testing import sign_in
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from sqlmodel import col, delete
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.manage import identity as identity_ops
-from tests.conftest import SignIn
-from tests.e2e.desktop import DesktopClient
+from gatepass.store.identity import GroupMapping
+from tests.conftest import IDP_NAME, SignIn
+from tests.e2e.desktop import DesktopClient, continue_link, loopback_listener, pkce
 
 STREAM = {
     "model": "claude-sonnet-4-6",
@@ -132,3 +139,50 @@ def test_forged_and_foreign_tokens_are_refused(signin: SignIn) -> None:
         response = stream_message(signin, token)
         assert response.status_code == 401
         assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_refused_sign_in_leads_desktop_back_with_access_denied(
+    make_signin: Callable[..., SignIn],
+) -> None:
+    """Bob's group lost its mapping: Gatepass explains why, and its page links back to
+    Desktop's loopback with `error=access_denied`, the state and `iss`, so Desktop stops
+    waiting for a sign-in that will not come (RFC 6749 §4.1.2.1)."""
+    signin = make_signin()
+
+    async def unmap_sales(session: AsyncSession) -> None:
+        await session.exec(delete(GroupMapping).where(col(GroupMapping.group) == "sales"))
+        await session.commit()
+
+    signin.gatepass.store(unmap_sales)
+    desktop = DesktopClient(signin.issuer)
+    desktop.discover()
+    _verifier, challenge = pkce()
+    state = secrets.token_urlsafe(16)
+    with loopback_listener() as listener, httpx2.Client(follow_redirects=False) as browser:
+        start = browser.get(desktop.authorization_url(listener.redirect_uri, state, challenge))
+        at_idp = urljoin(str(start.url), start.headers["location"])
+        back = sign_in(browser, at_idp, login="bob", password="bob-password")
+        landing = browser.get(urljoin(at_idp, back))
+        assert landing.status_code == 403
+        assert "No access" in landing.text
+        assert "bob@corp.example" in landing.text
+        assert landing.headers["referrer-policy"] == "origin"
+        link = continue_link(landing.text, listener.redirect_uri)
+        origin = "{0.scheme}://{0.netloc}/".format(urlsplit(str(landing.url)))
+        browser.get(link, headers={"referer": origin})
+        assert listener.arrived.wait(10)
+    query = listener.received[-1].query
+    assert query["error"] == "access_denied"
+    assert query["state"] == state
+    assert query["iss"] == signin.issuer
+    assert "code" not in query
+    assert "access" in query["error_description"].lower()
+
+
+def test_a_tampered_callback_gets_a_page_and_no_way_back(signin: SignIn) -> None:
+    """When the IdP's answer cannot be tied to a sign-in of ours, nothing is sent back."""
+    with httpx2.Client(base_url=signin.issuer, follow_redirects=False) as browser:
+        page = browser.get(f"/sso/callback/{IDP_NAME}", params={"state": "forged", "code": "x"})
+    assert page.status_code == 400
+    assert 'id="back"' not in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"

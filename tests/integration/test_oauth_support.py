@@ -34,7 +34,7 @@ from gatepass import manage
 from gatepass.config import Settings, load_settings
 from gatepass.crypto import Keyring
 from gatepass.devtools.server import bind_loopback, serve_in_thread, socket_url
-from gatepass.identity import Completion, Purpose, Recheck, SignedIn
+from gatepass.identity import Completion, FailureReturn, Purpose, Recheck, SignedIn
 from gatepass.manage import identity as identity_ops
 from gatepass.oauth import OAuthService
 from gatepass.runtime import Gateway
@@ -59,6 +59,7 @@ class FakeBroker:
 
     def __init__(self) -> None:
         self.completions: dict[str, Completion] = {}
+        self.failures: dict[str, FailureReturn] = {}
         self.identity: SignedIn | None = None
         self.recheck_result: Recheck | None = None  # None: ok, with the current identity
         self.recheck_error: Exception | None = None
@@ -67,6 +68,9 @@ class FakeBroker:
 
     def on_complete(self, purpose: Purpose, completion: Completion) -> None:
         self.completions[purpose] = completion
+
+    def on_failure(self, purpose: Purpose, failure: FailureReturn) -> None:
+        self.failures[purpose] = failure
 
     async def begin(
         self,

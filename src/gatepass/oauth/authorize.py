@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gatepass.crypto import Keyring
-from gatepass.identity import LoginBroker, SignedIn
+from gatepass.identity import LoginBroker, ReturnTo, SignedIn
 from gatepass.oauth.errors import AuthorizeError, with_query
 from gatepass.oauth.metadata import SCOPES
 from gatepass.oauth.redirects import match_redirect_uri
@@ -194,6 +194,28 @@ class AuthorizeCompletion:
     keyring: Keyring
     issuer: str
     code_ttl: int  # seconds
+
+    async def way_back(
+        self, payload: dict[str, Any], denied: bool, description: str
+    ) -> ReturnTo | None:
+        """After a failed sign-in: the client's redirect with an error (RFC 6749 §4.1.2.1)."""
+        pending = PendingAuthorization.model_validate(payload)
+        async with self.sessions() as session:
+            client = await identity_queries.get_client(session, client_id=pending.client_id)
+        target = (
+            None
+            if client is None
+            else match_redirect_uri(pending.redirect_uri, client.redirect_uris)
+        )
+        if client is None or target is None:
+            return None
+        query = {
+            "error": "access_denied" if denied else "server_error",
+            "error_description": description,
+            "state": pending.state,
+            "iss": self.issuer,  # RFC 9207 §2
+        }
+        return ReturnTo(with_query(target, query), client.name or client.client_id)
 
     async def __call__(
         self, request: Request, payload: dict[str, Any], signed_in: SignedIn

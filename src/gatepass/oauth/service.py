@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gatepass.identity import LoginBroker, SignedIn
+from gatepass.identity import LoginBroker, ReturnTo, SignedIn
 from gatepass.oauth.authorize import AuthorizeCompletion, AuthorizeEndpoint
 from gatepass.oauth.device import VERIFICATION_PATH, DeviceAuthorizationEndpoint
 from gatepass.oauth.device_grant import DeviceGrant
@@ -79,6 +79,7 @@ class OAuthService:
         self.device_requests = AttemptLimiter(*DEVICE_REQUESTS)
         self.device_page_failures = AttemptLimiter(*DEVICE_PAGE_FAILURES)
         broker.on_complete("authorize", self._complete_authorize)
+        broker.on_failure("authorize", self._authorize_failed)
         broker.on_complete("device", self._complete_device)
 
     async def start(self) -> None:
@@ -230,16 +231,23 @@ class OAuthService:
             Route("/oauth/revoke", revoke, methods=["POST"]),
         ]
 
-    async def _complete_authorize(
-        self, request: Request, payload: dict[str, Any], signed_in: SignedIn
-    ) -> Response:
-        completion = AuthorizeCompletion(
+    def _authorize_completion(self) -> AuthorizeCompletion:
+        return AuthorizeCompletion(
             self.gateway.sessions,
             self.gateway.keyring,
             self.issuer,
             self.settings.sign_in.authorization_code_ttl,
         )
-        return await completion(request, payload, signed_in)
+
+    async def _complete_authorize(
+        self, request: Request, payload: dict[str, Any], signed_in: SignedIn
+    ) -> Response:
+        return await self._authorize_completion()(request, payload, signed_in)
+
+    async def _authorize_failed(
+        self, payload: dict[str, Any], denied: bool, description: str
+    ) -> ReturnTo | None:
+        return await self._authorize_completion().way_back(payload, denied, description)
 
     def device_pages(self) -> DevicePages:
         return DevicePages(

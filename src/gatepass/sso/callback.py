@@ -7,9 +7,10 @@ code is redeemed; the ID token is validated before anything is written about the
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,9 +28,15 @@ from gatepass.store.oauth import PendingLogin
 from gatepass.store.types import utcnow
 
 if TYPE_CHECKING:
-    from gatepass.identity import SignedIn
+    from gatepass.identity import ReturnTo, SignedIn
 
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+log = logging.getLogger("gatepass.sso")
+
+
+def _payload(pending: PendingLogin) -> dict[str, Any]:
+    payload = pending.request.get("payload")
+    return payload if isinstance(payload, dict) else {}
 
 
 @dataclass
@@ -47,22 +54,38 @@ class Callback:
 
     async def handle(self, request: Request) -> Response:
         attempt = _Attempt(idp_name=str(request.path_params["idp"])[:100])
+        pending: PendingLogin | None = None
         try:
             pending, idp = await self._claim(request, attempt)
             identity = await self._sign_in(request, pending, idp, attempt)
         except LoginError as error:
+            # Only a sign-in that was ours and spent has a way back to its application; when
+            # the answer itself is doubtful (state, IdP) the page is all the browser gets.
+            back = None if pending is None else await self._way_back(pending, error)
             return await self.login.fail(
                 request,
                 error,
                 idp_name=attempt.idp_name,
                 purpose=attempt.purpose,
                 email=attempt.email if isinstance(error, LoginDenied) else None,
+                back=back,
             )
         completion = self.login.completions[pending.purpose]
-        payload = pending.request.get("payload")
-        response = await completion(request, payload if isinstance(payload, dict) else {}, identity)
+        response = await completion(request, _payload(pending), identity)
         response.delete_cookie(cookie_name(pending.state_hash), path=COOKIE_PATH)
         return response
+
+    async def _way_back(self, pending: PendingLogin, error: LoginError) -> ReturnTo | None:
+        failure = self.login.failures.get(pending.purpose)
+        if failure is None:
+            return None
+        # denied: refused, or the person cancelled at the IdP; otherwise something broke
+        denied = error.status == 403 or error.reason == "idp_error"
+        try:
+            return await failure(_payload(pending), denied, error.message)
+        except Exception:
+            log.exception("could not work out the way back to the application")
+            return None
 
     async def _claim(
         self, request: Request, attempt: _Attempt

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gatepass.identity import Completion, Purpose
+from gatepass.identity import Completion, FailureReturn, Purpose, ReturnTo
 from gatepass.sso import audit
 from gatepass.sso.claims import split_email
 from gatepass.sso.discovery import Directory
@@ -80,6 +80,7 @@ class Login:
     http: IdpHttp
     directory: Directory
     completions: dict[str, Completion] = field(default_factory=dict)
+    failures: dict[str, FailureReturn] = field(default_factory=dict)
 
     def _hash(self, value: str) -> str:
         return self.gateway.keyring.hash_credential(value)
@@ -250,8 +251,9 @@ class Login:
         idp_name: str | None,
         purpose: str | None,
         email: str | None = None,
+        back: ReturnTo | None = None,
     ) -> Response:
-        """The page for `error`, after recording it."""
+        """The page for `error`, after recording it; `back` leads to the waiting application."""
         reference = secrets.token_hex(6)
         denied = error.status == 403
         await audit.record(
@@ -267,4 +269,4 @@ class Login:
             detail=error.detail,
         )
         audit.log.info("sign-in %s: %s (%s)", reference, error.reason, error.detail or "")
-        return failure_page(error, reference=reference, email=email, idp_name=idp_name)
+        return failure_page(error, reference=reference, email=email, idp_name=idp_name, back=back)

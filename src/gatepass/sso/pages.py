@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import HTMLResponse
 
+from gatepass.identity import ReturnTo
 from gatepass.sso.errors import LoginDenied, LoginError
 from gatepass.store.identity import IdpConnection
 from gatepass.web import page
@@ -18,31 +19,32 @@ NO_MAPPING_HINT = (
 
 
 def failure_page(
-    error: LoginError, *, reference: str, email: str | None = None, idp_name: str | None = None
+    error: LoginError,
+    *,
+    reference: str,
+    email: str | None = None,
+    idp_name: str | None = None,
+    back: ReturnTo | None = None,
 ) -> HTMLResponse:
-    """A clear page for any failed sign-in; `reference` ties it to the audit event."""
+    """A clear page for any failed sign-in; `reference` ties it to the audit event.
+
+    With `back`, the page also links to the application that is waiting for the sign-in
+    (its error redirect), with our origin as Referer as on the success path.
+    """
+    common = {"hint": error.hint, "reference": reference, "back": back}
+    referrer_policy = "origin" if back is not None else "no-referrer"
     if isinstance(error, LoginDenied) and email is not None:
         return page(
             "sso/no_access.html",
-            {
-                "message": error.message,
-                "hint": error.hint,
-                "email": email,
-                "idp_name": idp_name,
-                "reference": reference,
-            },
+            {**common, "message": error.message, "email": email, "idp_name": idp_name},
             status=error.status,
+            referrer_policy=referrer_policy,
         )
     return page(
         "message.html",
-        {
-            "title": error.title,
-            "message": error.message,
-            "hint": error.hint,
-            "error": True,
-            "reference": reference,
-        },
+        {**common, "title": error.title, "message": error.message, "error": True},
         status=error.status,
+        referrer_policy=referrer_policy,
     )
 
 

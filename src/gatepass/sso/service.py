@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gatepass.identity import Completion, Purpose, Recheck
+from gatepass.identity import Completion, FailureReturn, Purpose, Recheck
 from gatepass.sso.callback import Callback
 from gatepass.sso.discovery import Directory
 from gatepass.sso.http import TIMEOUT, IdpHttp
@@ -67,6 +67,9 @@ class SsoService:
 
     def on_complete(self, purpose: Purpose, completion: Completion) -> None:
         self._login.completions[purpose] = completion
+
+    def on_failure(self, purpose: Purpose, failure: FailureReturn) -> None:
+        self._login.failures[purpose] = failure
 
     async def begin(
         self,
