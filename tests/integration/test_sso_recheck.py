@@ -4,6 +4,7 @@ through the stored (rotated) refresh token, with a bounded grace period for IdP 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gatepass import manage
 from gatepass.identity import Recheck
 from gatepass.manage import identity as identity_ops
+from gatepass.sso.recheck import Rechecker
 from gatepass.store import identity_queries
 from gatepass.store.types import utcnow
 from tests.integration.test_sso_support import ALICE, Site, SiteFactory, site_factory
@@ -107,7 +109,13 @@ def test_a_user_disabled_at_the_idp_is_denied_and_the_upstream_token_forgotten(
     assert result.status == "denied"
     assert result.reason == "idp_invalid_grant"
     assert stored_token(site) is None
-    # without an upstream token the next recheck relies on local state (still mapped)
+    # the IdP no longer vouches for her: her other sessions end too, not only this one
+    again = site.recheck(user_id)
+    assert again.status == "denied"
+    assert again.reason == "idp_grant_lost"
+    # until she signs in again
+    site.idp.enable_user("alice@corp.example")
+    assert signed_in_alice(site) == user_id
     assert site.recheck(user_id).status == "ok"
 
 
@@ -232,3 +240,41 @@ def test_concurrent_rechecks_for_one_person_do_not_spend_the_same_refresh_token_
     results = site.on_server(both())
     assert [r.status for r in results] == ["ok", "ok"]
     assert site.recheck(user_id).status == "ok"  # the family was not revoked as stolen
+
+
+def test_replicas_rechecking_one_person_at_once_ask_the_idp_once(make_site: SiteFactory) -> None:
+    """Two replicas (two Rechecker objects on one database, no shared lock) refresh the same
+    person at the same instant: the row lease lets one ask the IdP; the other uses its answer
+    instead of spending the rotated refresh token a second time."""
+    site = make_site()
+    user_id = signed_in_alice(site)
+    other_replica = Rechecker(site.gateway, site.sso.http, site.sso.directory)
+    before = site.transport.count("/token")
+    site.idp.update_user("alice@corp.example", groups=["sales"])
+
+    async def both() -> list[Recheck]:
+        now = datetime.now().astimezone()
+        return list(
+            await asyncio.gather(
+                site.sso.recheck(user_id, now), other_replica.recheck(user_id, now)
+            )
+        )
+
+    results = site.on_server(both())
+    assert [r.status for r in results] == ["ok", "ok"]
+    sales = site.key_id("sales-key")
+    assert [r.identity.key_id for r in results if r.identity] == [sales, sales]
+    assert site.transport.count("/token") - before == 1
+    assert site.user("alice@corp.example").recheck_lease_until is None  # given back
+    assert site.recheck(user_id).status == "ok"  # the IdP saw no reuse
+
+
+def test_a_lease_left_by_a_crashed_replica_lapses(make_site: SiteFactory) -> None:
+    site = make_site()
+    user_id = signed_in_alice(site)
+    edit_alice(site, recheck_lease_until=utcnow() + timedelta(seconds=0.5))
+    started = time.monotonic()
+    result = site.recheck(user_id)
+    assert result.status == "ok"
+    assert time.monotonic() - started >= 0.4
+    assert site.user("alice@corp.example").recheck_lease_until is None

@@ -101,6 +101,7 @@ async def record_sign_in(
     update_profile(user, email=email, name=name, groups=groups)
     user.last_login_at = now
     user.last_idp_check_at = now
+    user.idp_grant_lost_at = None  # the IdP vouches for them again
     sso_queries.save_user(session, user)
     await session.flush()
     return user

@@ -6,8 +6,13 @@ what we store), read the fresh ID token or userinfo, and update email and groups
 saying `invalid_grant` (person disabled, session revoked) ends the session; the IdP being
 unreachable keeps it only while the last good check is within `idp_recheck_grace`.
 
-Refreshes for one person are serialised in this process: the IdP rotates its refresh token,
-and two concurrent uses of the same one would look like token theft (and revoke it all).
+Refreshes for one person are serialised, in this process by a lock and across replicas by a
+lease on the person's row: the IdP rotates its refresh token, and two concurrent uses of the
+same one would look like token theft (and revoke it all). A replica that waited for another's
+recheck uses what that one stored instead of asking the IdP again.
+
+After `invalid_grant` the IdP no longer vouches for the person: every session of theirs is
+refused (not only the one that asked) until they sign in again.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ class _Denied(Exception):
         self.forget_token = forget_token
 
 
+LEASE = timedelta(seconds=30)  # longer than one IdP refresh can take (its HTTP timeouts)
+LEASE_POLL = 0.05  # seconds between tries while another replica holds the lease
+
+
 class Rechecker:
     def __init__(self, gateway: Gateway, http: IdpHttp, directory: Directory) -> None:
         self.gateway = gateway
@@ -60,17 +69,39 @@ class Rechecker:
 
     async def recheck(self, user_id: int, auth_time: datetime) -> Recheck:
         """Whether the person may keep their session, with their current key."""
+        asked_since = utcnow()  # an IdP answer stored after this is as good as our own
         lock = self._locks.get(user_id)
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
         async with lock:
+            until = await self._take_lease(user_id)
             try:
-                return await self._recheck(user_id, auth_time)
+                return await self._recheck(user_id, auth_time, asked_since)
             except _Denied as denied:
                 await self._deny(user_id, denied)
                 return Recheck(status="denied", reason=denied.reason)
+            finally:
+                async with self.gateway.sessions() as session:
+                    await sso_queries.release_recheck_lease(session, user_id=user_id, until=until)
+                    await session.commit()
 
-    async def _recheck(self, user_id: int, auth_time: datetime) -> Recheck:
+    async def _take_lease(self, user_id: int) -> datetime:
+        """Wait until this replica holds the person's lease (a crashed holder's lapses)."""
+        while True:
+            now = utcnow()
+            until = now + LEASE
+            async with self.gateway.sessions() as session:
+                taken = await sso_queries.claim_recheck_lease(
+                    session, user_id=user_id, now=now, until=until
+                )
+                await session.commit()
+                if not taken and await identity_queries.get_user(session, user_id=user_id) is None:
+                    return until  # nobody to lease: `_recheck` refuses an unknown person
+            if taken:
+                return until
+            await asyncio.sleep(LEASE_POLL)
+
+    async def _recheck(self, user_id: int, auth_time: datetime, asked_since: datetime) -> Recheck:
         gateway = self.gateway
         async with gateway.sessions() as session:
             user = await identity_queries.get_user(session, user_id=user_id)
@@ -81,8 +112,12 @@ class Rechecker:
             idp = await identity_queries.get_idp_by_id(session, idp_id=user.idp_id)
             if idp is None:
                 raise _Denied("idp_removed")
+        if user.idp_grant_lost_at is not None:
+            raise _Denied("idp_grant_lost")  # until they sign in again
         answer = None
-        if user.upstream_refresh_token_encrypted:
+        # a replica that held the lease while we waited asked the IdP and stored the answer
+        fresh = user.last_idp_check_at is not None and user.last_idp_check_at >= asked_since
+        if user.upstream_refresh_token_encrypted and not fresh:
             answer = await self._ask_idp(idp, user)
         now = utcnow()
         async with gateway.sessions() as session:
@@ -170,6 +205,7 @@ class Rechecker:
                 user = await identity_queries.get_user(session, user_id=user_id)
                 if user is not None:
                     user.upstream_refresh_token_encrypted = None
+                    user.idp_grant_lost_at = utcnow()
                     sso_queries.save_user(session, user)
                     await session.commit()
         await audit.record(

@@ -53,6 +53,10 @@ class User(SQLModel, table=True):
     last_idp_check_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     last_login_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc())
+    # held by the replica asking the IdP about this person now (see sso.recheck)
+    recheck_lease_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # the IdP answered invalid_grant: refused everywhere until they sign in again
+    idp_grant_lost_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class GroupMapping(SQLModel, table=True):

@@ -64,6 +64,26 @@ def save_user(session: AsyncSession, user: User) -> None:
     session.add(user)
 
 
+async def claim_recheck_lease(
+    session: AsyncSession, *, user_id: int, now: datetime, until: datetime
+) -> bool:
+    """Take the person's recheck lease: True for one caller at a time, on every replica."""
+    free = or_(col(User.recheck_lease_until).is_(None), col(User.recheck_lease_until) <= now)
+    result = await session.exec(
+        update(User).where(col(User.id) == user_id, free).values(recheck_lease_until=until)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def release_recheck_lease(session: AsyncSession, *, user_id: int, until: datetime) -> None:
+    """Give the lease back, unless it expired and someone else holds it now."""
+    await session.exec(
+        update(User)
+        .where(col(User.id) == user_id, col(User.recheck_lease_until) == until)
+        .values(recheck_lease_until=None)
+    )
+
+
 async def any_disabled_user(
     session: AsyncSession, *, issuer: str, subjects: Sequence[str], email: str
 ) -> bool:
