@@ -208,15 +208,22 @@ def rss_mib(root: int) -> float:
 # ---------------------------------------------------------------- load generators
 
 
+def apt_install(package: str) -> None:
+    """Install a Debian package (best effort: the caller checks for what it needed)."""
+    if shutil.which("apt-get") is None:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing {package} (apt-get install {package}) …", flush=True)
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", package], env=env, check=False)
+
+
 def ensure_tools() -> bool:
     """wrk (Debian's package) and taskset (util-linux); wrk is installed when missing."""
     global WRK
-    if shutil.which("wrk") is None and shutil.which("apt-get") is not None:
-        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        print("installing wrk (apt-get install wrk) …", flush=True)
-        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False)
-        subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], env=env, check=False)
+    if shutil.which("wrk") is None:
+        apt_install("wrk")
     WRK = shutil.which("wrk") or WRK
     return Path(WRK).exists() and shutil.which("taskset") is not None
 
@@ -667,9 +674,7 @@ def start_static_upstream(procs: Processes, workdir: Path, cpus: str) -> str | N
     costing ~10 µs a request, for the workers curve, where everything shares the two cores."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
-        with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"],
-                           check=True, capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+        apt_install("nginx-light")
     if not Path(nginx).exists():
         return None
     home = workdir / "nginx"

@@ -42,6 +42,7 @@ class Histogram:
 
     def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
         self.name, self.help_text, self.buckets = name, help_text, buckets
+        self.labels = ("model",)
         self.counts: dict[Key, list[int]] = {}
         self.sums: defaultdict[Key, float] = defaultdict(float)
 
@@ -62,10 +63,6 @@ def _format(names: tuple[str, ...], key: Key, extra: tuple[tuple[str, str], ...]
         for k, v in pairs
     )
     return "{" + ",".join(escaped) + "}"
-
-
-def _number(value: float) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 class Metrics:
@@ -133,7 +130,7 @@ class Metrics:
             out.append(f"# HELP {family.name} {family.help_text}")
             out.append(f"# TYPE {family.name} counter")
             for key, value in sorted(family.values.items(), key=_sort_key):
-                out.append(f"{family.name}{_format(family.labels, key)} {_number(value)}")
+                out.append(f"{family.name}{_format(family.labels, key)} {value}")
         for histogram in (self.latency, self.ttfb):
             name = histogram.name
             out.append(f"# HELP {name} {histogram.help_text}")
@@ -142,10 +139,11 @@ class Metrics:
                 cumulative = list(accumulate(counts))
                 bounds = [*map(str, histogram.buckets), "+Inf"]
                 for bound, count in zip(bounds, cumulative, strict=True):
-                    labels = _format(("model",), key, (("le", bound),))
+                    labels = _format(histogram.labels, key, (("le", bound),))
                     out.append(f"{name}_bucket{labels} {count}")
-                out.append(f"{name}_sum{_format(('model',), key)} {histogram.sums[key]}")
-                out.append(f"{name}_count{_format(('model',), key)} {cumulative[-1]}")
+                labels = _format(histogram.labels, key)
+                out.append(f"{name}_sum{labels} {histogram.sums[key]}")
+                out.append(f"{name}_count{labels} {cumulative[-1]}")
         for name, (help_text, read) in gauges.items():
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} gauge")

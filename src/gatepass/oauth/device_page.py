@@ -167,14 +167,19 @@ class DevicePages:
         code = normalise_user_code(typed)
         return self._entry_form(request, display_user_code(code) if code else typed[:20])
 
-    async def submit(self, request: Request) -> Response:
-        """POST /device: check the code, then go on to sign in."""
+    def _refuse_early(self, request: Request) -> Response | None:
+        """A POST from another site, or from an address out of attempts, goes no further."""
         if not same_origin(request, self.public_url):
             return cross_site()
+        retry_after = self.limiter.blocked(client_address(request))
+        return None if retry_after is None else too_many(retry_after)
+
+    async def submit(self, request: Request) -> Response:
+        """POST /device: check the code, then go on to sign in."""
+        refused = self._refuse_early(request)
+        if refused is not None:
+            return refused
         address = client_address(request)
-        retry_after = self.limiter.blocked(address)
-        if retry_after is not None:
-            return too_many(retry_after)
         form = await request.form()
         typed = form.get("user_code")
         typed = typed[:40] if isinstance(typed, str) else ""
@@ -260,12 +265,10 @@ class DevicePages:
 
     async def confirm(self, request: Request) -> Response:
         """POST /device/confirm: approve or deny, from the browser that signed in."""
-        if not same_origin(request, self.public_url):
-            return cross_site()
+        refused = self._refuse_early(request)
+        if refused is not None:
+            return refused
         address = client_address(request)
-        retry_after = self.limiter.blocked(address)
-        if retry_after is not None:
-            return too_many(retry_after)
         form = await request.form()
         typed, decision = form.get("user_code"), form.get("decision")
         code = normalise_user_code(typed) if isinstance(typed, str) else None

@@ -95,10 +95,9 @@ class Rechecker:
                     session, user_id=user_id, now=now, until=until
                 )
                 await session.commit()
-                if not taken and await identity_queries.get_user(session, user_id=user_id) is None:
-                    return until  # nobody to lease: `_recheck` refuses an unknown person
-            if taken:
-                return until
+                # an unknown person has no row to lease; `_recheck` refuses them
+                if taken or await identity_queries.get_user(session, user_id=user_id) is None:
+                    return until
             await asyncio.sleep(LEASE_POLL)
 
     async def _recheck(self, user_id: int, auth_time: datetime, asked_since: datetime) -> Recheck:

@@ -14,7 +14,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gatepass.store.admin import AdminSession, AdminToken
-from gatepass.store.bodies import RequestBody
+from gatepass.store.bodies import REQUEST_BODY_TSVECTOR, RequestBody
 from gatepass.store.events import AuditEvent
 from gatepass.store.models import ERROR_STATUS, RequestLog
 
@@ -218,10 +218,10 @@ async def search_request_ids(session: AsyncSession, *, text_query: str, limit: i
             "SELECT b.request_id FROM request_body_fts f JOIN request_body b ON b.id = f.rowid "
             "WHERE request_body_fts MATCH :match ORDER BY f.rowid DESC LIMIT :limit"
         ).bindparams(match=match, limit=limit)
-    else:  # the expression of the GIN index ix_request_body_text_search (models.py), exactly
+    else:  # the very expression of the GIN index, so the planner uses it
         statement = sql_text(
-            "SELECT request_id FROM request_body WHERE to_tsvector('simple', request_text || ' ' "
-            "|| response_text) @@ plainto_tsquery('simple', :query) ORDER BY id DESC LIMIT :limit"
+            f"SELECT request_id FROM request_body WHERE {REQUEST_BODY_TSVECTOR} "  # noqa: S608 - a constant
+            "@@ plainto_tsquery('simple', :query) ORDER BY id DESC LIMIT :limit"
         ).bindparams(query=" ".join(words), limit=limit)
     result = await session.exec(statement)  # type: ignore[call-overload]
     return [str(row[0]) for row in result.all()]

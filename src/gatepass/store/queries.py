@@ -180,16 +180,11 @@ async def insert_request_logs(session: AsyncSession, *, rows: list[dict[str, Any
     connection = await session.connection()
     sql = _request_log_insert(connection.dialect)
     values: list[Any]
-    if connection.dialect.paramstyle in ("named", "pyformat"):  # psycopg: the rows as they are
+    if connection.dialect.name == "sqlite":  # qmark: values in column order
+        values = [(sqlite_datetime(row["created_at"]), *_other_log_values(row)) for row in rows]
+    else:  # PostgreSQL (psycopg): named parameters, the rows as they are
         values = rows
-    else:
-        stamp = sqlite_datetime if connection.dialect.name == "sqlite" else _unchanged
-        values = [(stamp(row["created_at"]), *_other_log_values(row)) for row in rows]
     await connection.exec_driver_sql(sql, values)
-
-
-def _unchanged(value: datetime) -> datetime:
-    return value
 
 
 async def list_request_logs(session: AsyncSession, *, limit: int = 100) -> Sequence[RequestLog]:
